@@ -1,0 +1,145 @@
+"""metabench: list | run | report.
+
+Bad input (flags, suite files, data directories) exits 2 with a one-paragraph message and
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import sys
+from pathlib import Path
+
+from bench.errors import MetabenchError
+
+REPORTS_DIR = Path("reports")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors also exit 2, no traceback
+        raise MetabenchError(f"{self.prog}: {message}")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, found {text!r}") from None
+
+
+def str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="metabench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    sub.add_parser("list", help="suites, methods, datasets and profiles")
+
+    run = sub.add_parser("run", help="run suites and write their report")
+    run.add_argument("suites", nargs="+", metavar="SUITE_OR_PATH")
+    run.add_argument("--methods", type=str_list, help="comma-separated subset of methods")
+    run.add_argument("--seeds", type=int_list, help="comma-separated seeds (default: suite's)")
+    run.add_argument("--profile", default="standard", choices=["smoke", "standard", "paper"])
+    run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
+    run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    report = sub.add_parser("report", help="rebuild a run's report from its ledger")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
+    return parser
+
+
+def resolve_device(flag: str) -> str:
+    import torch
+
+    if flag == "cuda" and not torch.cuda.is_available():
+        raise MetabenchError("--device: expected a visible CUDA device, found none "
+                             "(use --device cpu or auto)")
+    if flag == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return flag
+
+
+def default_run_dir(suites: list, profile: str) -> Path:
+    """Deterministic, so that re-running the same command resumes the same run."""
+    names = [s.name for s in suites]
+    if len(names) <= 2:
+        return REPORTS_DIR / f"{'+'.join(names)}-{profile}"
+    digest = hashlib.sha256("|".join(sorted(names)).encode()).hexdigest()[:8]
+    return REPORTS_DIR / f"{len(names)}suites-{digest}-{profile}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.data import DATASETS
+    from bench.methods import METHODS
+    from bench.suite import PROFILES, available_suites, load_suite
+
+    print("suites:")
+    for name, path in available_suites().items():
+        s = load_suite(path, "standard")
+        print(f"  {name:<20} {s.dataset}/{s.split} {s.task}, {s.n_way}-way {s.k_shot}-shot, "
+              f"methods: {', '.join(m.name for m in s.methods)}")
+    print("methods:")
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip()
+        print(f"  {name:<12} {doc.splitlines()[0] if doc else ''}")
+    print("datasets:", ", ".join(DATASETS.names()))
+    print("profiles:", ", ".join(PROFILES))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.data import resolve_data_root
+    from bench.energy.base import TimeMeter
+    from bench.environment import snapshot
+    from bench.report.writer import write_report
+    from bench.run.executors import LocalExecutor
+    from bench.run.grid import expand_grid
+    from bench.store import Ledger
+    from bench.suite import load_suite
+
+    suites = [load_suite(s, args.profile) for s in args.suites]
+    data_root = resolve_data_root(args.data_dir)
+    device = resolve_device(args.device)
+    cells = expand_grid(suites, args.methods, args.seeds, device)
+    run_dir = args.out or default_run_dir(suites, args.profile)
+    ledger = Ledger(run_dir)
+    command = shlex.join(["metabench", *sys.argv[1:]])
+    run_id = ledger.start_run(command, snapshot(device))
+    executor = LocalExecutor(TimeMeter, data_root, progress=not args.no_progress)
+    summary = executor.execute(cells, ledger, run_id)
+    out = write_report(run_dir)
+    print(f"{summary.done} cells run, {summary.skipped} already done, "
+          f"{summary.failed} failed; report: {out}")
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.writer import write_report
+
+    print(f"report: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+    except MetabenchError as e:
+        print(f"metabench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("metabench: interrupted; completed cells are in the ledger", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

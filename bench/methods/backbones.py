@@ -1,0 +1,66 @@
+"""Shared networks: Conv-4 for images, a 40-40 ReLU MLP for regression.
+
+Methods build their networks here so that every method compares the same architecture.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Module):
+    """4 x [conv 3x3 (64), BatchNorm, ReLU, maxpool 2]; [n, c, 28, 28] -> features [n, 64]."""
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            conv_block(in_channels, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
+        )
+        self.out_features = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x).flatten(1)
+
+
+class MLP(nn.Module):
+    """ReLU MLP (40-40 for sinusoid, as in MAML); [n, in] -> features [n, hidden[-1]]."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...] = (40, 40)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_features, width), nn.ReLU()]
+            in_features = width
+        self.layers = nn.Sequential(*layers)
+        self.out_features = in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.flatten(1))
+
+
+def backbone_for(x_shape: tuple[int, ...]) -> nn.Module:
+    """Conv-4 for image inputs [c, h, w], the 40-40 MLP for vector inputs."""
+    if len(x_shape) == 3:
+        return Conv4(in_channels=x_shape[0])
+    return MLP(math.prod(x_shape))
+
+
+def classifier(x_shape: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Backbone followed by a linear head: the network MAML-family methods adapt."""
+    body = backbone_for(x_shape)
+    return nn.Sequential(body, nn.Linear(body.out_features, out_dim))

@@ -1,0 +1,98 @@
+"""The Method interface every learner implements, and the registry of methods.
+
+A method is built for one task spec and one device from its hyperparameters (a frozen
+`Params` dataclass whose fields the suite loader validates). The harness calls
+`meta_train` once (the one-off phase), then per test task `adapt` (support set -> an
+opaque adapted state; never mutates the method) and `predict` (adapted state, query
+inputs -> scores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from bench.data.episodes import EpisodeSampler
+from bench.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+CheckpointFn = Callable[[int], None]
+"""Called by meta_train with the number of steps done so far; the harness closes the
+current energy window there and measures a validation score."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a method must know about the tasks of a suite.
+
+    kind: "classification" (outputs: n_way logits) or "regression" (outputs: y_dim values).
+    x_shape: shape of one input, e.g. (1, 28, 28) or (1,).
+    """
+
+    kind: str
+    n_way: int
+    k_shot: int
+    n_query: int
+    x_shape: tuple[int, ...]
+    y_dim: int = 1
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_way if self.kind == "classification" else self.y_dim
+
+
+@dataclass(frozen=True)
+class Params:
+    """Hyperparameters shared by every method; subclasses add their own fields.
+
+    Every numeric field must be positive unless its metadata says {"min": 0}.
+    `meta_steps` is the meta-training budget in steps (0: nothing to meta-train).
+    """
+
+    meta_steps: int = dataclasses.field(default=0, metadata={"min": 0})
+
+
+class Method:
+    """Base class: subclasses set `name`, `Params`, `task_kinds` and implement the three
+    calls. The method owns its parameters; `adapt` returns new state instead of mutating."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+    task_kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # allowed values of str params
+
+    def __init__(self, task: TaskSpec, params: Params, device: torch.device, seed: int) -> None:
+        self.task = task
+        self.params = params
+        self.device = device
+        self.seed = seed
+
+    @property
+    def meta_steps(self) -> int:
+        return self.params.meta_steps
+
+    def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
+        """One-off meta-training for `meta_steps` steps on episodes of `train` (or its data);
+        call `checkpoint(step)` after every `every` steps and after the last one."""
+
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Any:
+        """Support set [n_way * k_shot, *x_shape], labels or targets -> adapted state."""
+        raise NotImplementedError
+
+    def predict(self, adapted: Any, query_x: torch.Tensor) -> torch.Tensor:
+        """Query inputs [n, *x_shape] -> logits [n, n_way] or predictions [n, y_dim]."""
+        raise NotImplementedError
+
+
+def should_checkpoint(step: int, every: int, last: int) -> bool:
+    """True after every `every` steps and after the final step."""
+    return step == last or (every > 0 and step % every == 0)
+
+
+def register_builtin() -> None:
+    from bench.methods import protonet, scratch  # noqa: F401

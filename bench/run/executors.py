@@ -1,0 +1,70 @@
+"""Executors run the grid's cells and stream each finished cell into the ledger.
+
+The driver is the only writer of the ledger. `LocalExecutor` runs cells one after another
+in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.energy.base import Meter
+from bench.run.grid import Cell
+from bench.run.harness import cell_work, run_cell
+from bench.store import Ledger
+
+
+@dataclass
+class RunSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class LocalExecutor:
+    """Cells in order in this process, with a progress bar per cell and for the run."""
+
+    def __init__(self, meter_factory: Callable[[], Meter], data_root: Path,
+                 progress: bool = True) -> None:
+        self.meter_factory = meter_factory
+        self.data_root = data_root
+        self.progress = progress
+
+    def execute(self, cells: list[Cell], ledger: Ledger, run_id: str) -> RunSummary:
+        summary = RunSummary()
+        done = ledger.done_keys()
+        todo = [c for c in cells if c.key not in done]
+        summary.skipped = len(cells) - len(todo)
+        meter = self.meter_factory()
+        disable = not self.progress
+        total = tqdm(total=sum(cell_work(c) for c in todo), desc="run", unit="step",
+                     position=0, disable=disable, file=sys.stderr, dynamic_ncols=True)
+        with total:
+            for cell in todo:
+                with tqdm(total=cell_work(cell), desc=cell.label, unit="step", position=1,
+                          leave=False, disable=disable, file=sys.stderr,
+                          dynamic_ncols=True) as bar:
+
+                    def tick(n: int, bar=bar) -> None:
+                        bar.update(n)
+                        total.update(n)
+
+                    try:
+                        result = run_cell(cell, meter, self.data_root, tick)
+                    except Exception:  # a broken cell is recorded; the run goes on
+                        ledger.write_failure(run_id, cell, traceback.format_exc())
+                        summary.failed += 1
+                        tqdm.write(f"FAILED {cell.label}:\n{traceback.format_exc()}",
+                                   file=sys.stderr)
+                        continue
+                ledger.write_cell(run_id, result)
+                summary.done += 1
+                tqdm.write(f"{cell.label}: {result.cell.suite.score_name} "
+                           f"{result.score_mean:.4f} +- {result.score_ci95:.4f}", file=sys.stderr)
+        return summary

@@ -1,0 +1,136 @@
+"""The results ledger: one SQLite file per results directory.
+
+A cell's rows (cell, windows, checkpoints, episode scores) commit in one transaction when
+the cell ends, so a run killed at any moment (kill -9 included) loses at most the cell in
+flight, and a re-run skips the cells whose key is already stored as done.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from bench.run.harness import CellResult
+
+LEDGER_NAME = "ledger.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started_at REAL, command TEXT, environment TEXT
+);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_key TEXT PRIMARY KEY, run_id TEXT, suite TEXT, suite_path TEXT, suite_sha256 TEXT,
+    profile TEXT, dataset TEXT, split TEXT, task TEXT, n_way INTEGER, k_shot INTEGER,
+    n_query INTEGER, n_test INTEGER, target_score REAL, method TEXT, params TEXT,
+    params_hash TEXT, seed INTEGER, device TEXT, score_name TEXT, fingerprint TEXT,
+    score_mean REAL, score_ci95 REAL, status TEXT, error TEXT,
+    started_at REAL, finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS windows (
+    cell_key TEXT, phase TEXT, idx INTEGER, n_items INTEGER, step INTEGER, name TEXT,
+    start_s REAL, seconds REAL, joules TEXT, sources TEXT, samples TEXT, warnings TEXT,
+    PRIMARY KEY (cell_key, phase, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    cell_key TEXT, step INTEGER, val_score REAL, meta_seconds REAL, meta_joules REAL,
+    PRIMARY KEY (cell_key, step)
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    cell_key TEXT, idx INTEGER, score REAL, PRIMARY KEY (cell_key, idx)
+);
+"""
+
+
+class Ledger:
+    """The SQLite ledger of one results directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LEDGER_NAME
+
+    def connect(self) -> sqlite3.Connection:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.executescript(SCHEMA)
+        return con
+
+    def start_run(self, command: str, environment: dict) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self.connect() as con:
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
+                        (run_id, time.time(), command, json.dumps(environment)))
+        return run_id
+
+    def done_keys(self) -> set[str]:
+        if not self.path.exists():
+            return set()
+        with self.connect() as con:
+            return {k for (k,) in con.execute("SELECT cell_key FROM cells WHERE status='done'")}
+
+    def write_cell(self, run_id: str, result: CellResult) -> None:
+        """All rows of one cell in one transaction."""
+        cell, suite = result.cell, result.cell.suite
+        con = self.connect()
+        try:
+            with con:
+                self._delete(con, cell.key)
+                con.execute(
+                    "INSERT INTO cells VALUES (" + ", ".join("?" * 27) + ")",
+                    (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
+                     suite.dataset, suite.split, suite.task, suite.n_way, suite.k_shot,
+                     suite.n_query, suite.n_test_episodes, suite.target_score, cell.method,
+                     json.dumps(cell.params, sort_keys=True), cell.params_hash, cell.seed,
+                     cell.device, suite.score_name, result.fingerprint, result.score_mean,
+                     result.score_ci95, "done", None, result.started_at, result.finished_at))
+                con.executemany(
+                    "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(cell.key, w.phase, w.index, w.n_items, w.step, w.measurement.name,
+                      w.measurement.start_s, w.measurement.seconds,
+                      json.dumps(dict(w.measurement.joules_by_component)),
+                      json.dumps(dict(w.measurement.source_by_component)),
+                      json.dumps(dict(w.measurement.samples_by_component)),
+                      json.dumps(list(w.measurement.warnings))) for w in result.windows])
+                con.executemany(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                    [(cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
+                     for c in result.checkpoints])
+                con.executemany("INSERT INTO episodes VALUES (?, ?, ?)",
+                                [(cell.key, i, s) for i, s in enumerate(result.episode_scores)])
+        finally:
+            con.close()
+
+    def write_failure(self, run_id: str, cell, error: str) -> None:
+        """A cell that raised: recorded as failed (a re-run tries it again)."""
+        suite = cell.suite
+        con = self.connect()
+        try:
+            with con:
+                self._delete(con, cell.key)
+                con.execute(
+                    "INSERT INTO cells (cell_key, run_id, suite, suite_path, suite_sha256, "
+                    "profile, method, params_hash, seed, device, status, error, finished_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
+                    (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
+                     cell.method, cell.params_hash, cell.seed, cell.device, error, time.time()))
+        finally:
+            con.close()
+
+    @staticmethod
+    def _delete(con: sqlite3.Connection, key: str) -> None:
+        for table in ("cells", "windows", "checkpoints", "episodes"):
+            con.execute(f"DELETE FROM {table} WHERE cell_key = ?", (key,))
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A whole table as a DataFrame (the report reads the ledger only through this)."""
+        con = self.connect()
+        try:
+            return pd.read_sql_query(f"SELECT * FROM {name}", con)
+        finally:
+            con.close()
