@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS windows (
     cell_key TEXT, phase TEXT, idx INTEGER, n_items INTEGER, step INTEGER, name TEXT,
     start_s REAL, seconds REAL, joules TEXT, sources TEXT, samples TEXT, warnings TEXT,
+    details TEXT,
     PRIMARY KEY (cell_key, phase, idx)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -43,7 +44,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS episodes (
     cell_key TEXT, idx INTEGER, score REAL, PRIMARY KEY (cell_key, idx)
 );
+CREATE TABLE IF NOT EXISTS idle (
+    run_id TEXT, component TEXT, watts REAL, source TEXT, seconds REAL,
+    PRIMARY KEY (run_id, component)
+);
+CREATE TABLE IF NOT EXISTS carbon (
+    run_id TEXT PRIMARY KEY, intensity_g_per_kwh REAL, source TEXT, pue REAL, region TEXT
+);
+CREATE TABLE IF NOT EXISTS samples (
+    cell_key TEXT, t REAL, component TEXT, kind TEXT, watts REAL, phase TEXT
+);
 """
+# windows.joules / sources / samples: JSON objects keyed by component (gpu:<id>, cpu:<pkg>,
+# dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
+# power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
+# its source and the PUE used for CO2. samples: the power trace (kind: instant | average |
+# estimate) with the phase each sample falls in.
 
 
 class Ledger:
@@ -90,13 +106,14 @@ class Ledger:
                      cell.device, suite.score_name, result.fingerprint, result.score_mean,
                      result.score_ci95, "done", None, result.started_at, result.finished_at))
                 con.executemany(
-                    "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(cell.key, w.phase, w.index, w.n_items, w.step, w.measurement.name,
                       w.measurement.start_s, w.measurement.seconds,
                       json.dumps(dict(w.measurement.joules_by_component)),
                       json.dumps(dict(w.measurement.source_by_component)),
                       json.dumps(dict(w.measurement.samples_by_component)),
-                      json.dumps(list(w.measurement.warnings))) for w in result.windows])
+                      json.dumps(list(w.measurement.warnings)),
+                      json.dumps(dict(w.measurement.details))) for w in result.windows])
                 con.executemany(
                     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
                     [(cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
@@ -124,7 +141,7 @@ class Ledger:
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:
-        for table in ("cells", "windows", "checkpoints", "episodes"):
+        for table in ("cells", "windows", "checkpoints", "episodes", "samples"):
             con.execute(f"DELETE FROM {table} WHERE cell_key = ?", (key,))
 
     def table(self, name: str) -> pd.DataFrame:

@@ -29,9 +29,11 @@ class Measurement:
     source_by_component: Mapping[str, str] = field(default_factory=dict)
     samples_by_component: Mapping[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    details: Mapping[str, object] = field(default_factory=dict)  # meter-specific extras
 
     def __post_init__(self) -> None:
-        for name in ("joules_by_component", "source_by_component", "samples_by_component"):
+        for name in ("joules_by_component", "source_by_component", "samples_by_component",
+                     "details"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     @property

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from bench.methods.base import TaskSpec
+
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -53,14 +55,19 @@ class MLP(nn.Module):
         return self.layers(x.flatten(1))
 
 
-def backbone_for(x_shape: tuple[int, ...]) -> nn.Module:
-    """Conv-4 for image inputs [c, h, w], the 40-40 MLP for vector inputs."""
-    if len(x_shape) == 3:
-        return Conv4(in_channels=x_shape[0])
-    return MLP(math.prod(x_shape))
+def backbone_for(task: TaskSpec) -> nn.Module:
+    """The task's backbone: Conv-4 for image inputs [c, h, w], the 40-40 MLP for vectors."""
+    kind = task.backbone
+    if kind == "auto":
+        kind = "conv4" if len(task.x_shape) == 3 else "mlp"
+    if kind == "conv4":
+        return Conv4(in_channels=task.x_shape[0])
+    if kind == "mlp":
+        return MLP(math.prod(task.x_shape))
+    raise ValueError(f"unknown backbone {kind!r}")
 
 
-def classifier(x_shape: tuple[int, ...], out_dim: int) -> nn.Sequential:
+def classifier(task: TaskSpec) -> nn.Sequential:
     """Backbone followed by a linear head: the network MAML-family methods adapt."""
-    body = backbone_for(x_shape)
-    return nn.Sequential(body, nn.Linear(body.out_features, out_dim))
+    body = backbone_for(task)
+    return nn.Sequential(body, nn.Linear(body.out_features, task.out_dim))

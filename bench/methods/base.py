@@ -40,6 +40,7 @@ class TaskSpec:
     n_query: int
     x_shape: tuple[int, ...]
     y_dim: int = 1
+    backbone: str = "auto"  # "conv4", "mlp", or a dataset's own (e.g. "text"); auto: by x_shape
 
     @property
     def out_dim(self) -> int:

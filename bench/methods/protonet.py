@@ -48,7 +48,7 @@ class ProtoNet(Method):
         super().__init__(task, params, device, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.encoder = backbone_for(task.x_shape).to(device)
+            self.encoder = backbone_for(task).to(device)
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params

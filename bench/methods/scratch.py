@@ -47,7 +47,7 @@ class Scratch(Method):
         super().__init__(task, params, device, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.template = classifier(task.x_shape, task.out_dim).to(device)
+            self.template = classifier(task).to(device)
 
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> nn.Module:
         net = copy.deepcopy(self.template).train()

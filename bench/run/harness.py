@@ -88,7 +88,7 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
         for part in ("train", "val", "test")
     }
     task = TaskSpec(suite.task, suite.n_way, suite.k_shot, suite.n_query, source.x_shape,
-                    getattr(source, "y_dim", 1))
+                    getattr(source, "y_dim", 1), getattr(source, "backbone", "auto"))
     config = suite.method(cell.method)
     method = METHODS.get(cell.method)(task, config.params, torch.device(cell.device), cell.seed)
     return method, samplers
