@@ -49,6 +49,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--executor", default="local", choices=["local", "dask", "dask-local"],
+                     help="local: cells in this process (default); dask: an existing Dask "
+                     "cluster (--scheduler); dask-local: a one-node Dask cluster (--workers)")
+    run.add_argument("--scheduler", help="Dask scheduler address for --executor dask")
+    run.add_argument("--workers", type=int,
+                     help="workers for --executor dask-local (default: one per GPU, or per core)")
 
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
@@ -101,11 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.energy.base import TimeMeter
     from bench.environment import snapshot
     from bench.report.writer import write_report
-    from bench.run.executors import LocalExecutor
+    from bench.run.executors import check_executor_flags, open_executor
     from bench.run.grid import expand_grid
     from bench.store import Ledger
     from bench.suite import load_suite
 
+    check_executor_flags(args.executor, args.scheduler, args.workers)
     suites = [load_suite(s, args.profile) for s in args.suites]
     data_root = resolve_data_root(args.data_dir)
     device = resolve_device(args.device)
@@ -114,8 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ledger = Ledger(run_dir)
     command = shlex.join(["metabench", *sys.argv[1:]])
     run_id = ledger.start_run(command, snapshot(device))
-    executor = LocalExecutor(TimeMeter, data_root, progress=not args.no_progress)
-    summary = executor.execute(cells, ledger, run_id)
+    with open_executor(args.executor, TimeMeter, data_root, device=device,
+                       scheduler=args.scheduler, workers=args.workers,
+                       progress=not args.no_progress) as executor:
+        summary = executor.execute(cells, ledger, run_id)
     out = write_report(run_dir)
     print(f"{summary.done} cells run, {summary.skipped} already done, "
           f"{summary.failed} failed; report: {out}")
