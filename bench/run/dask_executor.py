@@ -62,7 +62,8 @@ class CellTiming:
     label: str
     worker: str
     submitted_s: float
-    received_s: float
+    received_s: float  # the driver got the reply
+    written_s: float  # the driver committed the cell to the ledger
     started_s: float  # on the worker
     finished_s: float  # on the worker
 
@@ -201,6 +202,7 @@ class DaskExecutor:
             tqdm.write(f"FAILED {cell.label}:\n{error}", file=sys.stderr)
             return
         reply: WorkerReply = future.result()
+        received_s = time.time()
         placement = dataclasses.replace(
             reply.placement, exclusive_energy=hosts.exclusive(cell, reply.placement.worker)
         )
@@ -213,6 +215,7 @@ class DaskExecutor:
                 cell.label,
                 placement.worker,
                 submitted_s,
+                received_s,
                 time.time(),
                 reply.started_s,
                 reply.finished_s,
