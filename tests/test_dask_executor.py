@@ -182,6 +182,14 @@ def test_cells_pickle_and_replies_are_small(tmp_path: Path) -> None:
     assert len(pickle.dumps(reply)) < 64 * 1024  # scores and windows, no tensors
 
 
+def test_worker_meter_is_built_once_per_run_with_its_idle_window() -> None:
+    meter, idle = dx.worker_meter("run-1", TimeMeter, 0.01)
+    assert idle is not None and idle.name == "idle" and idle.seconds >= 0.01
+    assert dx.worker_meter("run-1", TimeMeter, 0.01) == (meter, None)
+    other, _ = dx.worker_meter("run-2", TimeMeter, 0.0)
+    assert other is not meter and all(k[0] == "run-2" for k in dx._WORKER_METERS)
+
+
 def test_old_ledger_gets_the_new_columns(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "ledger.sqlite") as con:
         con.execute("CREATE TABLE cells (cell_key TEXT PRIMARY KEY, status TEXT)")

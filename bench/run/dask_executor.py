@@ -80,6 +80,9 @@ def worker_meter(
     key = (run_id, pickle.dumps(factory))
     if key in _WORKER_METERS:
         return _WORKER_METERS[key], None
+    for stale in [k for k in _WORKER_METERS if k[0] != run_id]:
+        # a long-lived worker of an earlier run: stop that meter's sampler thread
+        getattr(_WORKER_METERS.pop(stale), "close", lambda: None)()
     meter = factory()
     idle = None
     if idle_s > 0:
