@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 import matplotlib
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.report.aggregate import N_LABELS, efficiency_column, n_value  # noqa: E402
+from bench.report.aggregate import N_LABELS, efficiency_column  # noqa: E402
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
              "#000000")
@@ -54,9 +55,10 @@ def _label(row: pd.Series) -> str:
 def _footnote(fig: Figure, s: pd.DataFrame) -> None:
     est = sorted(set(s.loc[s["estimated"].astype(bool), "source_deploy"]) |
                  set(s.loc[s["estimated"].astype(bool), "source_meta"]))
-    if est:
-        fig.text(0.01, 0.01, f"≈ est.: estimated energy ({', '.join(est)}), hollow markers",
-                 fontsize=7, color="#333333")
+    if est:  # in the title block, so constrained layout keeps it clear of the axes
+        ax = fig.axes[0]
+        ax.set_title(ax.get_title() + f"\n≈ est.: estimated energy ({', '.join(est)}); "
+                     "hollow markers, lighter bars", fontsize=9)
 
 
 def _score_axis(s: pd.DataFrame) -> str:
@@ -121,6 +123,7 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
         ax.plot(n, r["e_meta_j"] / n + r["e_deploy_j_per_task"], color=st.color,
                 marker=st.marker, markevery=25, label=_label(r),
                 markerfacecolor="white" if r["estimated"] else st.color)
+    k = 0  # staggers labels so nearby break-even points stay readable
     for _, r in s.iterrows():
         for base in ("scratch", "transfer"):
             n_star = r.get(f"breakeven_vs_{base}_n")
@@ -128,7 +131,9 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
                 e = r["e_meta_j"] / n_star + r["e_deploy_j_per_task"]
                 ax.plot([n_star], [e], marker="X", color="black", markersize=9, zorder=5)
                 ax.annotate(f"N*={n_star:.3g}\n{r['method']} vs {base}", (n_star, e),
-                            textcoords="offset points", xytext=(6, 6), fontsize=7)
+                            textcoords="offset points", xytext=(6, 6 + 18 * k), fontsize=7,
+                            arrowprops={"arrowstyle": "-", "color": "#777777"})
+                k += 1
     ax.axvline(int(s["n_test"].iloc[0]), color="#999999", linestyle=":", linewidth=1,
                label="N = n_test")
     ax.set_xscale("log")
@@ -229,7 +234,7 @@ def power_timeline(trace: pd.DataFrame, w: pd.DataFrame) -> Figure | None:
     ax.set_ylabel("power (W)")
     ax.legend(fontsize=7, ncols=2)
     if bool(w["estimated"].any()):
-        fig.text(0.01, 0.01, "≈ est.: estimated energy in this cell", fontsize=7)
+        ax.set_title(ax.get_title() + "\n≈ est.: estimated energy in this cell", fontsize=9)
     return fig
 
 
@@ -256,10 +261,6 @@ def co2_per_method(summary: pd.DataFrame, styles: dict[str, Style]) -> Figure | 
     return fig
 
 
-def e_task_at(s: pd.Series, label: str) -> float:
-    return s["e_meta_j"] / n_value(label, int(s["n_test"])) + s["e_deploy_j_per_task"]
-
-
 def to_svg(fig: Figure, salt: str) -> str:
     """Inline SVG text (no XML prolog); a per-figure hash salt keeps element ids unique
     when several figures share one HTML page."""
@@ -267,6 +268,8 @@ def to_svg(fig: Figure, salt: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg")
     text = buf.getvalue()
+    # The RDF metadata block only carries a date and namespace URLs: drop it.
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
     return text[text.index("<svg"):]
 
 
