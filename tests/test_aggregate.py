@@ -68,8 +68,7 @@ def test_break_even_against_baselines_including_never(summary):
     assert summary.loc[("toy", "protonet"), "breakeven_vs_scratch_n"] == pytest.approx(50.0)
     # protonet's deploy (3 J) costs more than transfer's (2.5 J): it never pays off
     assert summary.loc[("toy", "protonet"), "breakeven_vs_transfer_n"] == "never"
-    assert summary.loc[("toy", "transfer"), "breakeven_vs_scratch_n"] == pytest.approx(
-        200 / 8.5)
+    assert summary.loc[("toy", "transfer"), "breakeven_vs_scratch_n"] == pytest.approx(200 / 8.5)
     assert summary.loc[("toy", "scratch"), "breakeven_vs_scratch_n"] == "baseline"
     assert A.break_even(10.0, 5.0, 5.0) == "never"
     assert A.break_even(float("nan"), 1.0, 2.0) == A.NOT_MEASURED
@@ -87,9 +86,16 @@ def test_energy_to_target_and_common_budget(summary):
 
 
 def test_regression_target_is_reached_downwards():
-    curve = pd.DataFrame({"step": [1, 2], "val_score": [0.9, 0.4], "meta_j_cum": [5.0, 9.0],
-                          "meta_s_cum": [1.0, 2.0], "target_score": [0.5, 0.5],
-                          "task": ["regression"] * 2})
+    curve = pd.DataFrame(
+        {
+            "step": [1, 2],
+            "val_score": [0.9, 0.4],
+            "meta_j_cum": [5.0, 9.0],
+            "meta_s_cum": [1.0, 2.0],
+            "target_score": [0.5, 0.5],
+            "task": ["regression"] * 2,
+        }
+    )
     assert A.to_target(curve) == {"joules": 9.0, "seconds": 2.0}
 
 
@@ -122,10 +128,17 @@ def test_headline_names_the_most_efficient_method(toy):
 
 
 def test_different_fingerprints_are_never_compared(tmp_path):
-    specs = [CellSpec("toy", "protonet", [1.0, 0.0], [Win("meta_train", 1, 1.0, cpu(10.0)),
-                                                     Win("adapt", 2, 1.0, cpu(2.0))]),
-             CellSpec("toy", "scratch", [1.0, 0.0], [Win("adapt", 2, 1.0, cpu(8.0))],
-                      fingerprint="fp-other")]
+    specs = [
+        CellSpec(
+            "toy",
+            "protonet",
+            [1.0, 0.0],
+            [Win("meta_train", 1, 1.0, cpu(10.0)), Win("adapt", 2, 1.0, cpu(2.0))],
+        ),
+        CellSpec(
+            "toy", "scratch", [1.0, 0.0], [Win("adapt", 2, 1.0, cpu(8.0))], fingerprint="fp-other"
+        ),
+    ]
     t = load_tables(write_ledger(tmp_path / "run", specs))
     conflicts = A.fingerprint_conflicts(t.cells)
     assert list(conflicts["suite"]) == ["toy"]
@@ -148,9 +161,17 @@ def test_summary_csv_matches_golden(tmp_path):
 def test_report_files_are_written(tmp_path):
     page = write_report(toy_ledger(tmp_path / "reports" / "run"))
     names = {p.name for p in page.parent.iterdir()}
-    assert {"results.csv", "summary.csv", "trace.csv", "summary.md", "index.html",
-            "co2.png", "power-timeline.png", "toy-amortization.png"} <= names
+    assert {
+        "results.csv",
+        "summary.csv",
+        "trace.csv",
+        "summary.md",
+        "index.html",
+        "co2.png",
+        "power-timeline.png",
+        "toy-amortization.png",
+    } <= names
     html = page.read_text()
-    for loader in ('src="http', 'href="http', "url(http", "@import", "<link rel=\"stylesheet"):
+    for loader in ('src="http', 'href="http', "url(http", "@import", '<link rel="stylesheet'):
         assert loader not in html, f"the page must be self-contained: found {loader}"
     assert (tmp_path / "reports" / "index.html").read_text().count("run/index.html") == 1

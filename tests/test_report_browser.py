@@ -23,16 +23,26 @@ CHROMEDRIVER = shutil.which("chromedriver")
 def driver(tmp_path_factory):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("headless Chromium and chromedriver are not installed "
-                    "(apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "headless Chromium and chromedriver are not installed "
+            "(apt-get install chromium chromium-driver)"
+        )
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -48,7 +58,8 @@ def test_report_page_renders_cleanly(driver, tmp_path):
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
     resources = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
     external = [r for r in resources if not r.startswith(("data:", "file:"))]
     assert external == [], f"the page must make no network requests: {external}"
 
@@ -62,7 +73,8 @@ def test_report_page_renders_cleanly(driver, tmp_path):
 
     rows = driver.execute_script(
         "return [...document.querySelectorAll('#summary tbody tr')]"
-        ".map(r => r.cells[0].textContent + '/' + r.cells[1].textContent)")
+        ".map(r => r.cells[0].textContent + '/' + r.cells[1].textContent)"
+    )
     expected = {f"{s.suite}/{s.method}" for s in toy_specs()}
     assert len(rows) == len(expected)
     assert {r.replace(" ≈", "") for r in rows} == expected
@@ -73,7 +85,8 @@ def test_report_page_renders_cleanly(driver, tmp_path):
     header.click()
     means = driver.execute_script(
         "return [...document.querySelectorAll('#summary tbody tr')]"
-        ".map(r => parseFloat(r.cells[3].dataset.sort))")
+        ".map(r => parseFloat(r.cells[3].dataset.sort))"
+    )
     assert means == sorted(means, reverse=True)
 
     ARTIFACTS.mkdir(exist_ok=True)

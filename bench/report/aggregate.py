@@ -50,18 +50,22 @@ class LedgerTables:
     windows: pd.DataFrame
     episodes: pd.DataFrame
     checkpoints: pd.DataFrame = field(
-        default_factory=lambda: _empty(["cell_key", "step", "val_score", "meta_seconds",
-                                        "meta_joules"]))
+        default_factory=lambda: _empty(
+            ["cell_key", "step", "val_score", "meta_seconds", "meta_joules"]
+        )
+    )
     idle: pd.DataFrame = field(
-        default_factory=lambda: _empty(["run_id", "component", "watts", "source", "seconds"]))
+        default_factory=lambda: _empty(["run_id", "component", "watts", "source", "seconds"])
+    )
     carbon: pd.DataFrame = field(
-        default_factory=lambda: _empty(["run_id", "intensity_g_per_kwh", "source", "pue",
-                                        "region"]))
+        default_factory=lambda: _empty(["run_id", "intensity_g_per_kwh", "source", "pue", "region"])
+    )
     samples: pd.DataFrame = field(
-        default_factory=lambda: _empty(["cell_key", "t", "component", "kind", "watts",
-                                        "phase"]))
+        default_factory=lambda: _empty(["cell_key", "t", "component", "kind", "watts", "phase"])
+    )
     runs: pd.DataFrame = field(
-        default_factory=lambda: _empty(["run_id", "started_at", "command", "environment"]))
+        default_factory=lambda: _empty(["run_id", "started_at", "command", "environment"])
+    )
 
     @property
     def done(self) -> pd.DataFrame:
@@ -109,8 +113,10 @@ def _idle_by_run(idle: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def _carbon_factor_by_run(carbon: pd.DataFrame) -> dict[str, float]:
     """g CO2 per joule for each run: intensity (g/kWh) x PUE / 3.6e6 J/kWh."""
-    return {r.run_id: float(r.intensity_g_per_kwh) * float(r.pue) / J_PER_KWH
-            for r in carbon.itertuples()}
+    return {
+        r.run_id: float(r.intensity_g_per_kwh) * float(r.pue) / J_PER_KWH
+        for r in carbon.itertuples()
+    }
 
 
 def _window_row(w: object, idle_w: dict[str, float] | None, g_per_j: float) -> dict:
@@ -147,14 +153,22 @@ def enrich_windows(t: LedgerTables) -> pd.DataFrame:
     done = t.done
     cols = ["cell_key", "run_id", "suite", "method", "seed", "task", "score_name", "n_test"]
     idle, carbon = _idle_by_run(t.idle), _carbon_factor_by_run(t.carbon)
-    run_of = dict(zip(done["cell_key"], done["run_id"]))
+    run_of = dict(zip(done["cell_key"], done["run_id"], strict=True))
     rows = []
     for w in t.windows[t.windows["cell_key"].isin(done["cell_key"])].itertuples():
         run = run_of[w.cell_key]
         extra = _window_row(w, idle.get(run), carbon.get(run, np.nan))
-        rows.append({"cell_key": w.cell_key, "phase": w.phase, "idx": int(w.idx),
-                     "n_items": int(w.n_items), "step": int(w.step),
-                     "start_s": float(w.start_s), **extra})
+        rows.append(
+            {
+                "cell_key": w.cell_key,
+                "phase": w.phase,
+                "idx": int(w.idx),
+                "n_items": int(w.n_items),
+                "step": int(w.step),
+                "start_s": float(w.start_s),
+                **extra,
+            }
+        )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -201,10 +215,12 @@ def phase_energy(w: pd.DataFrame, n_seeds: int) -> dict[str, float | str | bool]
             p = w[w["phase"] == phase]
             n = p["n_items"].sum()
             out[f"{stem}_{phase}{suffix}_{unit}_per_task"] = (
-                _sum(p[col]) / n if measured and n else np.nan)
+                _sum(p[col]) / n if measured and n else np.nan
+            )
         out[f"{stem}_deploy{suffix}_{unit}_per_task"] = (
             out[f"{stem}_adapt{suffix}_{unit}_per_task"]
-            + out[f"{stem}_predict{suffix}_{unit}_per_task"])
+            + out[f"{stem}_predict{suffix}_{unit}_per_task"]
+        )
     out["e_validate_j"] = _sum(val["joules_j"]) / n_seeds if measured else np.nan
     deploy = w[w["phase"].isin(DEPLOY_PHASES)]
     out["source_meta"] = _sources(meta) if len(meta) else "no meta-training"
@@ -221,8 +237,9 @@ def phase_energy(w: pd.DataFrame, n_seeds: int) -> dict[str, float | str | bool]
     return out
 
 
-def amortized(e_meta_j: float, e_deploy_j: float, score: float, lower_better: bool,
-              n_test: int) -> dict[str, float]:
+def amortized(
+    e_meta_j: float, e_deploy_j: float, score: float, lower_better: bool, n_test: int
+) -> dict[str, float]:
     """E_task(N) and efficiency (score per kJ) at N = 1, n_test, 10^4, inf."""
     out: dict[str, float] = {}
     for label in N_LABELS:
@@ -239,8 +256,7 @@ def amortized(e_meta_j: float, e_deploy_j: float, score: float, lower_better: bo
 
 def break_even(e_meta_j: float, e_deploy_j: float, e_deploy_base_j: float) -> float | str:
     """N* = E_meta / (E_deploy_b - E_deploy) when positive, else "never"."""
-    if any(isinstance(v, float) and math.isnan(v) for v in (e_meta_j, e_deploy_j,
-                                                            e_deploy_base_j)):
+    if any(isinstance(v, float) and math.isnan(v) for v in (e_meta_j, e_deploy_j, e_deploy_base_j)):
         return NOT_MEASURED
     saving = e_deploy_base_j - e_deploy_j
     if saving <= 0:
@@ -255,8 +271,19 @@ def break_even(e_meta_j: float, e_deploy_j: float, e_deploy_base_j: float) -> fl
 def learning_curves(t: LedgerTables) -> pd.DataFrame:
     """Validation checkpoints with cumulative meta_train joules and seconds (from the
     meta_train windows, so the curve and E_meta use the same numbers)."""
-    cols = ["suite", "method", "seed", "cell_key", "step", "val_score", "meta_j_cum",
-            "meta_s_cum", "estimated", "target_score", "task"]
+    cols = [
+        "suite",
+        "method",
+        "seed",
+        "cell_key",
+        "step",
+        "val_score",
+        "meta_j_cum",
+        "meta_s_cum",
+        "estimated",
+        "target_score",
+        "task",
+    ]
     ew = enrich_windows(t)
     if ew.empty or t.checkpoints.empty:
         return _empty(cols)
@@ -266,17 +293,24 @@ def learning_curves(t: LedgerTables) -> pd.DataFrame:
     for c in t.checkpoints[t.checkpoints["cell_key"].isin(done.index)].itertuples():
         m = meta[(meta["cell_key"] == c.cell_key) & (meta["step"] <= c.step)]
         cell = done.loc[c.cell_key]
-        rows.append({"suite": cell["suite"], "method": cell["method"], "seed": cell["seed"],
-                     "cell_key": c.cell_key, "step": int(c.step),
-                     "val_score": float(c.val_score),
-                     "meta_j_cum": _sum(m["joules_j"]) if len(m) else np.nan,
-                     "meta_s_cum": float(m["seconds_s"].sum()),
-                     "estimated": bool(m["estimated"].any()),
-                     "target_score": cell["target_score"], "task": cell["task"]})
+        rows.append(
+            {
+                "suite": cell["suite"],
+                "method": cell["method"],
+                "seed": cell["seed"],
+                "cell_key": c.cell_key,
+                "step": int(c.step),
+                "val_score": float(c.val_score),
+                "meta_j_cum": _sum(m["joules_j"]) if len(m) else np.nan,
+                "meta_s_cum": float(m["seconds_s"].sum()),
+                "estimated": bool(m["estimated"].any()),
+                "target_score": cell["target_score"],
+                "task": cell["task"],
+            }
+        )
     if not rows:
         return _empty(cols)
-    return pd.DataFrame(rows).sort_values(["suite", "method", "seed", "step"],
-                                          ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["suite", "method", "seed", "step"], ignore_index=True)
 
 
 def reached(score: float, target: float, lower_better: bool) -> bool:
@@ -294,8 +328,11 @@ def to_target(curve: pd.DataFrame) -> dict[str, float]:
 def target_summary(curves: pd.DataFrame, n_seeds: int) -> dict[str, float | str]:
     """Energy-to-target of one suite x method: mean over the seeds that reached it."""
     if curves.empty:
-        return {"energy_to_target_j": np.nan, "seconds_to_target_s": np.nan,
-                "target_reached": "no checkpoints"}
+        return {
+            "energy_to_target_j": np.nan,
+            "seconds_to_target_s": np.nan,
+            "target_reached": "no checkpoints",
+        }
     hits = [to_target(c) for _, c in curves.groupby("seed")]
     ok = [h for h in hits if not math.isnan(h["seconds"])]
     joules = [h["joules"] for h in ok]
@@ -320,8 +357,14 @@ def score_at_budget(curves: pd.DataFrame) -> pd.DataFrame:
         for method, m in s.groupby("method"):
             within = m[m["meta_j_cum"] <= budget * (1 + 1e-9)]
             last = within.sort_values("step").groupby("seed")["val_score"].last()
-            rows.append({"suite": suite, "method": method, "budget_j": float(budget),
-                         "val_score_at_budget": float(last.mean()) if len(last) else np.nan})
+            rows.append(
+                {
+                    "suite": suite,
+                    "method": method,
+                    "budget_j": float(budget),
+                    "val_score_at_budget": float(last.mean()) if len(last) else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -340,19 +383,24 @@ def fingerprint_conflicts(cells: pd.DataFrame) -> pd.DataFrame:
             rows.append({"suite": suite, "reason": f"methods ran different seeds ({detail})"})
         for seed, g in s.groupby("seed"):
             if g["fingerprint"].nunique() > 1:
-                detail = ", ".join(f"{r.method} {str(r.fingerprint)[:12]}"
-                                   for r in g.itertuples())
-                rows.append({"suite": suite, "reason": f"seed {seed}: episode-set fingerprints "
-                             f"differ ({detail}), so the methods were tested on different "
-                             "episodes and are not compared"})
+                detail = ", ".join(f"{r.method} {str(r.fingerprint)[:12]}" for r in g.itertuples())
+                rows.append(
+                    {
+                        "suite": suite,
+                        "reason": f"seed {seed}: episode-set fingerprints "
+                        f"differ ({detail}), so the methods were tested on different "
+                        "episodes and are not compared",
+                    }
+                )
     return pd.DataFrame(rows, columns=["suite", "reason"])
 
 
 # --------------------------------------------------------------------------- summary
 
 
-def _method_row(t: LedgerTables, ew: pd.DataFrame, curves: pd.DataFrame,
-                group: pd.DataFrame) -> dict:
+def _method_row(
+    t: LedgerTables, ew: pd.DataFrame, curves: pd.DataFrame, group: pd.DataFrame
+) -> dict:
     keys = group["cell_key"]
     scores = t.episodes[t.episodes["cell_key"].isin(keys)]["score"]
     n_seeds = len(group)
@@ -360,22 +408,30 @@ def _method_row(t: LedgerTables, ew: pd.DataFrame, curves: pd.DataFrame,
     lower = lower_is_better(first["task"])
     energy = phase_energy(ew[ew["cell_key"].isin(keys)], n_seeds)
     score = float(scores.mean())
-    per_seed_meta = [_sum(ew[(ew["cell_key"] == k) & (ew["phase"] == "meta_train")]["joules_j"])
-                     for k in keys]
+    per_seed_meta = [
+        _sum(ew[(ew["cell_key"] == k) & (ew["phase"] == "meta_train")]["joules_j"]) for k in keys
+    ]
     row = {
-        "suite": first["suite"], "method": first["method"], "task": first["task"],
-        "score_name": first["score_name"], "lower_is_better": lower,
-        "n_seeds": n_seeds, "n_test": int(first["n_test"]),
-        "n_test_episodes": int(len(scores)),
-        "score_mean": score, "score_ci95": ci95(scores),
+        "suite": first["suite"],
+        "method": first["method"],
+        "task": first["task"],
+        "score_name": first["score_name"],
+        "lower_is_better": lower,
+        "n_seeds": n_seeds,
+        "n_test": int(first["n_test"]),
+        "n_test_episodes": len(scores),
+        "score_mean": score,
+        "score_ci95": ci95(scores),
         "score_seed_std": float(group["score_mean"].std(ddof=1)) if n_seeds > 1 else np.nan,
         "target_score": float(first["target_score"]),
         **energy,
-        "e_meta_seed_std_j": (float(np.std(per_seed_meta, ddof=1))
-                              if n_seeds > 1 and energy["energy_measured"] else np.nan),
+        "e_meta_seed_std_j": (
+            float(np.std(per_seed_meta, ddof=1))
+            if n_seeds > 1 and energy["energy_measured"]
+            else np.nan
+        ),
     }
-    row.update(amortized(row["e_meta_j"], row["e_deploy_j_per_task"], score, lower,
-                         row["n_test"]))
+    row.update(amortized(row["e_meta_j"], row["e_deploy_j_per_task"], score, lower, row["n_test"]))
     mine = curves[(curves["suite"] == row["suite"]) & (curves["method"] == row["method"])]
     row.update(target_summary(mine, n_seeds))
     return row
@@ -395,8 +451,11 @@ def _add_break_even(summary: pd.DataFrame, conflicts: pd.DataFrame) -> pd.DataFr
             elif b.empty:
                 values.append(f"no {base} run")
             else:
-                values.append(break_even(r.e_meta_j, r.e_deploy_j_per_task,
-                                         float(b["e_deploy_j_per_task"].iloc[0])))
+                values.append(
+                    break_even(
+                        r.e_meta_j, r.e_deploy_j_per_task, float(b["e_deploy_j_per_task"].iloc[0])
+                    )
+                )
         summary[col] = pd.Series(values, index=summary.index, dtype=object)
     return summary
 
@@ -406,19 +465,25 @@ def summary_table(t: LedgerTables) -> pd.DataFrame:
     ew = enrich_windows(t)
     curves = learning_curves(t)
     conflicts = fingerprint_conflicts(t.cells)
-    rows = [_method_row(t, ew, curves, g)
-            for _, g in t.done.groupby(["suite", "method"], sort=True)]
+    rows = [
+        _method_row(t, ew, curves, g) for _, g in t.done.groupby(["suite", "method"], sort=True)
+    ]
     if not rows:
         return pd.DataFrame()
     summary = pd.DataFrame(rows)
     budget = score_at_budget(curves)
-    summary = summary.merge(budget, on=["suite", "method"], how="left") if len(budget) else (
-        summary.assign(budget_j=np.nan, val_score_at_budget=np.nan))
+    summary = (
+        summary.merge(budget, on=["suite", "method"], how="left")
+        if len(budget)
+        else (summary.assign(budget_j=np.nan, val_score_at_budget=np.nan))
+    )
     summary["comparable"] = ~summary["suite"].isin(set(conflicts["suite"]))
     summary = _add_break_even(summary, conflicts)
     summary["energy_note"] = np.where(
-        ~summary["energy_measured"], NOT_MEASURED,
-        np.where(summary["estimated"], "estimated", "measured"))
+        ~summary["energy_measured"],
+        NOT_MEASURED,
+        np.where(summary["estimated"], "estimated", "measured"),
+    )
     return summary
 
 
@@ -443,8 +508,9 @@ def headline(summary: pd.DataFrame, conflicts: pd.DataFrame) -> pd.DataFrame:
         if suite in reasons:
             text = f"{suite}: methods not compared — {reasons[suite]}."
         elif not s["energy_measured"].any():
-            text = (f"{suite}: energy was not measured (time only), so no method is "
-                    "ranked by energy.")
+            text = (
+                f"{suite}: energy was not measured (time only), so no method is ranked by energy."
+            )
         else:
             text = _best_sentence(suite, s, lower, n_test)
         rows.append({"suite": suite, "sentence": text})
@@ -472,8 +538,18 @@ def _best_sentence(suite: str, s: pd.DataFrame, lower: bool, n_test: int) -> str
 
 def trace_table(t: LedgerTables) -> pd.DataFrame:
     """trace.csv: power samples with their phase and seconds since the cell's first sample."""
-    cols = ["suite", "method", "seed", "cell_key", "t_s", "t_rel_s", "component", "kind",
-            "power_w", "phase"]
+    cols = [
+        "suite",
+        "method",
+        "seed",
+        "cell_key",
+        "t_s",
+        "t_rel_s",
+        "component",
+        "kind",
+        "power_w",
+        "phase",
+    ]
     if t.samples.empty:
         return _empty(cols)
     s = t.samples.rename(columns={"t": "t_s", "watts": "power_w"})

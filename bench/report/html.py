@@ -13,23 +13,44 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # The metric definitions repeated in the page (DESIGN.md, Metrics).
 DEFINITIONS = (
-    ("E_meta (J)", "energy of the meta_train phase (meta-training or pretraining; 0 for "
-     "from-scratch), mean per seed; validation windows are reported separately."),
-    ("E_deploy (J/task)", "adapt + predict energy per test task: each deploy window's energy "
-     "divided by the number of episodes it covered."),
-    ("E_task(N) (J/task)", "E_meta / N + E_deploy: amortized energy per task when N tasks are "
-     "served."),
-    ("accuracy per kJ at N", "score / (E_task(N) / 1000), at N = 1, n_test, 10,000 and ∞. "
-     "For regression the analogue is (1/MSE) per kJ."),
-    ("break-even N*", "E_meta / (E_deploy_b - E_deploy) against baseline b (from-scratch, "
-     "transfer) when positive, else \"never\"."),
-    ("energy-to-target (J)", "cumulative meta_train energy at the first validation "
-     "checkpoint whose score reaches the suite's target (≥ for accuracy, ≤ for MSE)."),
-    ("net energy (J)", "gross - idle W × seconds, with the idle baseline measured before "
-     "the run, per component."),
+    (
+        "E_meta (J)",
+        "energy of the meta_train phase (meta-training or pretraining; 0 for "
+        "from-scratch), mean per seed; validation windows are reported separately.",
+    ),
+    (
+        "E_deploy (J/task)",
+        "adapt + predict energy per test task: each deploy window's energy "
+        "divided by the number of episodes it covered.",
+    ),
+    (
+        "E_task(N) (J/task)",
+        "E_meta / N + E_deploy: amortized energy per task when N tasks are served.",
+    ),
+    (
+        "accuracy per kJ at N",
+        "score / (E_task(N) / 1000), at N = 1, n_test, 10,000 and ∞. "
+        "For regression the analogue is (1/MSE) per kJ.",
+    ),
+    (
+        "break-even N*",
+        "E_meta / (E_deploy_b - E_deploy) against baseline b (from-scratch, "
+        'transfer) when positive, else "never".',
+    ),
+    (
+        "energy-to-target (J)",
+        "cumulative meta_train energy at the first validation "
+        "checkpoint whose score reaches the suite's target (≥ for accuracy, ≤ for MSE).",
+    ),
+    (
+        "net energy (J)",
+        "gross - idle W × seconds, with the idle baseline measured before the run, per component.",
+    ),
     ("CO2 (g)", "kWh × carbon intensity (g/kWh) × PUE."),
-    ("score ± 95% CI", "mean over all test episodes pooled across seeds; CI = 1.96 × "
-     "std(ddof=1) / √n."),
+    (
+        "score ± 95% CI",
+        "mean over all test episodes pooled across seeds; CI = 1.96 × std(ddof=1) / √n.",
+    ),
 )
 
 
@@ -50,8 +71,9 @@ def _cell(value: object, kind: str) -> tuple[str, str]:
     return str(value), str(value)
 
 
-def table(df: pd.DataFrame, columns: list[Column], table_id: str,
-          marks: pd.Series | None = None) -> dict:
+def table(
+    df: pd.DataFrame, columns: list[Column], table_id: str, marks: pd.Series | None = None
+) -> dict:
     """A table for the template: header titles and rows of (text, sort key) cells; rows
     where `marks` is true get a ≈ after their first cell (estimated energy)."""
     rows = []
@@ -64,14 +86,15 @@ def table(df: pd.DataFrame, columns: list[Column], table_id: str,
 
 
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              undefined=jinja2.StrictUndefined)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def render_report(context: dict) -> str:
-    return environment().get_template("report.html.j2").render(definitions=DEFINITIONS,
-                                                                **context)
+    return environment().get_template("report.html.j2").render(definitions=DEFINITIONS, **context)
 
 
 def render_index(runs: list[dict]) -> str:

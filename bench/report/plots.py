@@ -17,20 +17,23 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from bench.report.aggregate import N_LABELS, efficiency_column  # noqa: E402
+from bench.report.aggregate import N_LABELS, efficiency_column
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-             "#000000")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 KIND_LINES = {"gpu": ("-", "#0072B2"), "cpu": ("--", "#D55E00"), "dram": (":", "#009E73")}
-PHASE_SHADES = {"meta_train": ("#bbbbbb", ""), "validate": ("#dddddd", "//"),
-                "adapt": ("#eeeeee", ".."), "predict": ("#f7f7f7", "xx")}
+PHASE_SHADES = {
+    "meta_train": ("#bbbbbb", ""),
+    "validate": ("#dddddd", "//"),
+    "adapt": ("#eeeeee", ".."),
+    "predict": ("#f7f7f7", "xx"),
+}
 FIGSIZE = (6.4, 4.0)
 EST = " ≈ est."
 
@@ -44,8 +47,10 @@ class Style:
 
 def method_styles(methods: list[str]) -> dict[str, Style]:
     """One fixed style per method, by sorted name, so a method looks the same everywhere."""
-    return {m: Style(OKABE_ITO[i % 8], MARKERS[i % 8], HATCHES[i % 8])
-            for i, m in enumerate(sorted(set(methods)))}
+    return {
+        m: Style(OKABE_ITO[i % 8], MARKERS[i % 8], HATCHES[i % 8])
+        for i, m in enumerate(sorted(set(methods)))
+    }
 
 
 def _label(row: pd.Series) -> str:
@@ -53,12 +58,17 @@ def _label(row: pd.Series) -> str:
 
 
 def _footnote(fig: Figure, s: pd.DataFrame) -> None:
-    est = sorted(set(s.loc[s["estimated"].astype(bool), "source_deploy"]) |
-                 set(s.loc[s["estimated"].astype(bool), "source_meta"]))
+    est = sorted(
+        set(s.loc[s["estimated"].astype(bool), "source_deploy"])
+        | set(s.loc[s["estimated"].astype(bool), "source_meta"])
+    )
     if est:  # in the title block, so constrained layout keeps it clear of the axes
         ax = fig.axes[0]
-        ax.set_title(ax.get_title() + f"\n≈ est.: estimated energy ({', '.join(est)}); "
-                     "hollow markers, lighter bars", fontsize=9)
+        ax.set_title(
+            ax.get_title() + f"\n≈ est.: estimated energy ({', '.join(est)}); "
+            "hollow markers, lighter bars",
+            fontsize=9,
+        )
 
 
 def _score_axis(s: pd.DataFrame) -> str:
@@ -75,12 +85,12 @@ def _new(title: str) -> tuple[Figure, plt.Axes]:
 
 def pareto_front(points: pd.DataFrame, lower_better: bool) -> pd.DataFrame:
     """Points not dominated in (energy lower, score better), sorted by energy."""
-    p = points.sort_values(["e_task_j_ntest", "score_mean"],
-                           ascending=[True, lower_better])
+    p = points.sort_values(["e_task_j_ntest", "score_mean"], ascending=[True, lower_better])
     best, keep = None, []
     for idx, r in p.iterrows():
-        better = best is None or (r["score_mean"] < best if lower_better
-                                  else r["score_mean"] > best)
+        better = best is None or (
+            r["score_mean"] < best if lower_better else r["score_mean"] > best
+        )
         if better:
             keep.append(idx)
             best = r["score_mean"]
@@ -96,13 +106,28 @@ def accuracy_vs_energy(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | No
     fig, ax = _new(f"{s['suite'].iloc[0]}: score vs energy per task at N = {n_test}")
     for _, r in s.iterrows():
         st = styles[r["method"]]
-        ax.errorbar(r["e_task_j_ntest"], r["score_mean"], yerr=r["score_ci95"],
-                    marker=st.marker, color=st.color, markersize=8, capsize=4,
-                    markerfacecolor="white" if r["estimated"] else st.color,
-                    linestyle="none", label=_label(r))
+        ax.errorbar(
+            r["e_task_j_ntest"],
+            r["score_mean"],
+            yerr=r["score_ci95"],
+            marker=st.marker,
+            color=st.color,
+            markersize=8,
+            capsize=4,
+            markerfacecolor="white" if r["estimated"] else st.color,
+            linestyle="none",
+            label=_label(r),
+        )
     front = pareto_front(s, bool(s["lower_is_better"].iloc[0]))
-    ax.plot(front["e_task_j_ntest"], front["score_mean"], color="#555555", linestyle="--",
-            linewidth=1, drawstyle="steps-post", label="Pareto front")
+    ax.plot(
+        front["e_task_j_ntest"],
+        front["score_mean"],
+        color="#555555",
+        linestyle="--",
+        linewidth=1,
+        drawstyle="steps-post",
+        label="Pareto front",
+    )
     ax.set_xscale("log")
     ax.set_xlabel(f"E_task(N={n_test}) = E_meta/N + E_deploy (J per task, log scale)")
     ax.set_ylabel(_score_axis(s) + " ± 95% CI")
@@ -120,9 +145,15 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     fig, ax = _new(f"{s['suite'].iloc[0]}: amortized energy per task")
     for _, r in s.iterrows():
         st = styles[r["method"]]
-        ax.plot(n, r["e_meta_j"] / n + r["e_deploy_j_per_task"], color=st.color,
-                marker=st.marker, markevery=25, label=_label(r),
-                markerfacecolor="white" if r["estimated"] else st.color)
+        ax.plot(
+            n,
+            r["e_meta_j"] / n + r["e_deploy_j_per_task"],
+            color=st.color,
+            marker=st.marker,
+            markevery=25,
+            label=_label(r),
+            markerfacecolor="white" if r["estimated"] else st.color,
+        )
     k = 0  # staggers labels so nearby break-even points stay readable
     for _, r in s.iterrows():
         for base in ("scratch", "transfer"):
@@ -130,12 +161,18 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
             if isinstance(n_star, (int, float)) and not math.isnan(n_star) and n_star >= 1:
                 e = r["e_meta_j"] / n_star + r["e_deploy_j_per_task"]
                 ax.plot([n_star], [e], marker="X", color="black", markersize=9, zorder=5)
-                ax.annotate(f"N*={n_star:.3g}\n{r['method']} vs {base}", (n_star, e),
-                            textcoords="offset points", xytext=(6, 6 + 18 * k), fontsize=7,
-                            arrowprops={"arrowstyle": "-", "color": "#777777"})
+                ax.annotate(
+                    f"N*={n_star:.3g}\n{r['method']} vs {base}",
+                    (n_star, e),
+                    textcoords="offset points",
+                    xytext=(6, 6 + 18 * k),
+                    fontsize=7,
+                    arrowprops={"arrowstyle": "-", "color": "#777777"},
+                )
                 k += 1
-    ax.axvline(int(s["n_test"].iloc[0]), color="#999999", linestyle=":", linewidth=1,
-               label="N = n_test")
+    ax.axvline(
+        int(s["n_test"].iloc[0]), color="#999999", linestyle=":", linewidth=1, label="N = n_test"
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("N, tasks served (log scale)")
@@ -150,21 +187,31 @@ def learning_curves(c: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     if c.empty:
         return None
     measured = bool(c["meta_j_cum"].notna().all())
-    x, xlabel = (("meta_j_cum", "cumulative meta-training energy (J)") if measured else
-                 ("meta_s_cum", "cumulative meta-training time (s) — energy not measured"))
+    x, xlabel = (
+        ("meta_j_cum", "cumulative meta-training energy (J)")
+        if measured
+        else ("meta_s_cum", "cumulative meta-training time (s) — energy not measured")
+    )
     lower = c["task"].iloc[0] == "regression"
     fig, ax = _new(f"{c['suite'].iloc[0]}: learning curves")
     for (method, seed), g in c.groupby(["method", "seed"]):
         st = styles[method]
         est = bool(g["estimated"].any())
-        ax.plot(g[x], g["val_score"], color=st.color, marker=st.marker,
-                markerfacecolor="white" if est else st.color,
-                label=f"{method} seed {seed}" + (EST if est else ""))
-    ax.axhline(float(c["target_score"].iloc[0]), color="black", linestyle="--", linewidth=1,
-               label="target")
+        ax.plot(
+            g[x],
+            g["val_score"],
+            color=st.color,
+            marker=st.marker,
+            markerfacecolor="white" if est else st.color,
+            label=f"{method} seed {seed}" + (EST if est else ""),
+        )
+    ax.axhline(
+        float(c["target_score"].iloc[0]), color="black", linestyle="--", linewidth=1, label="target"
+    )
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation MSE (lower is better)" if lower
-                  else "validation accuracy (fraction correct)")
+    ax.set_ylabel(
+        "validation MSE (lower is better)" if lower else "validation accuracy (fraction correct)"
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -180,13 +227,21 @@ def efficiency_bars(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     fig, ax = _new(f"{s['suite'].iloc[0]}: efficiency at N = {n_test}")
     for i, (_, r) in enumerate(s.iterrows()):
         st = styles[r["method"]]
-        ax.bar(i, r[col], color=st.color, hatch=st.hatch, edgecolor="black",
-               alpha=0.55 if r["estimated"] else 1.0, label=_label(r))
+        ax.bar(
+            i,
+            r[col],
+            color=st.color,
+            hatch=st.hatch,
+            edgecolor="black",
+            alpha=0.55 if r["estimated"] else 1.0,
+            label=_label(r),
+        )
         if r["estimated"]:
             ax.text(i, r[col], "≈ est.", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(s)), [_label(r) for _, r in s.iterrows()])
-    ax.set_ylabel("(1/MSE) per kJ (1 / (MSE·kJ))" if lower
-                  else "accuracy per kJ (fraction correct / kJ)")
+    ax.set_ylabel(
+        "(1/MSE) per kJ (1 / (MSE·kJ))" if lower else "accuracy per kJ (fraction correct / kJ)"
+    )
     _footnote(fig, s)
     return fig
 
@@ -198,8 +253,9 @@ def _window_power(w: pd.DataFrame) -> pd.DataFrame:
         for kind in ("gpu", "cpu", "dram"):
             if not math.isnan(r[f"{kind}_j"]) and r["seconds_s"] > 0:
                 for t in (r["start_s"], r["start_s"] + r["seconds_s"]):
-                    rows.append({"t_s": t, "kind": kind,
-                                 "power_w": r[f"{kind}_j"] / r["seconds_s"]})
+                    rows.append(
+                        {"t_s": t, "kind": kind, "power_w": r[f"{kind}_j"] / r["seconds_s"]}
+                    )
     return pd.DataFrame(rows, columns=["t_s", "kind", "power_w"])
 
 
@@ -221,15 +277,29 @@ def power_timeline(trace: pd.DataFrame, w: pd.DataFrame) -> Figure | None:
     seen = set()
     for _, r in w.iterrows():
         color, hatch = PHASE_SHADES.get(r["phase"], ("#eeeeee", ""))
-        ax.axvspan(r["start_s"] - t0, r["start_s"] - t0 + r["seconds_s"], facecolor=color,
-                   hatch=hatch, edgecolor="#999999", linewidth=0, alpha=0.6,
-                   label=None if r["phase"] in seen else f"phase: {r['phase']}")
+        ax.axvspan(
+            r["start_s"] - t0,
+            r["start_s"] - t0 + r["seconds_s"],
+            facecolor=color,
+            hatch=hatch,
+            edgecolor="#999999",
+            linewidth=0,
+            alpha=0.6,
+            label=None if r["phase"] in seen else f"phase: {r['phase']}",
+        )
         seen.add(r["phase"])
     for kind, g in trace.groupby("kind"):
         style, color = KIND_LINES.get(kind, ("-.", "#CC79A7"))
         g = g.groupby("t_s", as_index=False)["power_w"].sum()
-        ax.plot(g["t_s"] - t0, g["power_w"], linestyle=style, color=color, linewidth=1.4,
-                label=kind.upper(), drawstyle="steps-post")
+        ax.plot(
+            g["t_s"] - t0,
+            g["power_w"],
+            linestyle=style,
+            color=color,
+            linewidth=1.4,
+            label=kind.upper(),
+            drawstyle="steps-post",
+        )
     ax.set_xlabel(f"time since cell start (s); {source}")
     ax.set_ylabel("power (W)")
     ax.legend(fontsize=7, ncols=2)
@@ -249,11 +319,18 @@ def co2_per_method(summary: pd.DataFrame, styles: dict[str, Style]) -> Figure | 
         st = styles[r["method"]]
         meta = r["co2_meta_g"] / r["n_test"]
         ax.bar(i, r["co2_deploy_g_per_task"], color=st.color, edgecolor="black")
-        ax.bar(i, meta, bottom=r["co2_deploy_g_per_task"], color="white", edgecolor=st.color,
-               hatch="///")
+        ax.bar(
+            i,
+            meta,
+            bottom=r["co2_deploy_g_per_task"],
+            color="white",
+            edgecolor=st.color,
+            hatch="///",
+        )
         if r["estimated"]:
-            ax.text(i, meta + r["co2_deploy_g_per_task"], "≈ est.", ha="center",
-                    va="bottom", fontsize=8)
+            ax.text(
+                i, meta + r["co2_deploy_g_per_task"], "≈ est.", ha="center", va="bottom", fontsize=8
+            )
         labels.append(f"{r['suite']}\n{_label(r)}")
     ax.set_xticks(range(len(s)), labels, fontsize=7)
     ax.set_ylabel("CO2 per task (g CO2-eq)")
@@ -270,8 +347,18 @@ def to_svg(fig: Figure, salt: str) -> str:
     text = buf.getvalue()
     # The RDF metadata block only carries a date and namespace URLs: drop it.
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
-__all__ = ["N_LABELS", "Style", "accuracy_vs_energy", "amortization", "co2_per_method",
-           "efficiency_bars", "learning_curves", "method_styles", "power_timeline", "to_svg"]
+__all__ = [
+    "N_LABELS",
+    "Style",
+    "accuracy_vs_energy",
+    "amortization",
+    "co2_per_method",
+    "efficiency_bars",
+    "learning_curves",
+    "method_styles",
+    "power_timeline",
+    "to_svg",
+]
