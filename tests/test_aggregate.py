@@ -175,3 +175,30 @@ def test_report_files_are_written(tmp_path):
     for loader in ('src="http', 'href="http', "url(http", "@import", '<link rel="stylesheet'):
         assert loader not in html, f"the page must be self-contained: found {loader}"
     assert (tmp_path / "reports" / "index.html").read_text().count("run/index.html") == 1
+
+
+def test_seeds_are_pooled_meta_per_seed_deploy_per_episode(tmp_path):
+    def cell(seed: int, meta_j: float, adapt_j: float, scores: list[float]) -> CellSpec:
+        return CellSpec(
+            "toy",
+            "protonet",
+            scores,
+            [
+                Win("meta_train", 1, 1.0, cpu(meta_j)),
+                Win("adapt", 2, 1.0, cpu(adapt_j)),
+                Win("predict", 2, 1.0, cpu(0.0)),
+            ],
+            seed=seed,
+        )
+
+    t = load_tables(
+        write_ledger(
+            tmp_path / "run", [cell(0, 100.0, 2.0, [1.0, 0.0]), cell(1, 300.0, 6.0, [1.0, 1.0])]
+        )
+    )
+    r = A.summary_table(t).iloc[0]
+    assert r["e_meta_j"] == pytest.approx(200.0)  # mean of 100 and 300 per seed
+    assert r["e_meta_seed_std_j"] == pytest.approx(math.sqrt(2) * 100)
+    assert r["e_deploy_j_per_task"] == pytest.approx(8.0 / 4)  # 8 J over 4 episodes
+    assert r["n_test_episodes"] == 4 and r["score_mean"] == pytest.approx(0.75)
+    assert r["score_seed_std"] == pytest.approx(math.sqrt(0.125))

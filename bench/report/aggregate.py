@@ -137,7 +137,7 @@ def _window_row(w: object, idle_w: dict[str, float] | None, g_per_j: float) -> d
         "idle_j": idle_watts * float(w.seconds),
         "net_j": gross - idle_watts * float(w.seconds),
         "co2_g": gross * g_per_j,
-        "source": "+".join(sorted(set(sources.values()))) if measured else "none",
+        "source": "+".join(sorted(set(sources.values()))) or "none",
         "warnings": "; ".join(_json(w.warnings, [])),
     }
     for kind in ("gpu", "cpu", "dram"):
@@ -508,8 +508,11 @@ def headline(summary: pd.DataFrame, conflicts: pd.DataFrame) -> pd.DataFrame:
         if suite in reasons:
             text = f"{suite}: methods not compared — {reasons[suite]}."
         elif not s["energy_measured"].any():
+            best = s.sort_values("score_mean", ascending=lower).iloc[0]
             text = (
-                f"{suite}: energy was not measured (time only), so no method is ranked by energy."
+                f"{suite}: energy was not measured (time only), so no method is ranked by "
+                f"energy; best {best['score_name']} is {best['method']} "
+                f"({best['score_mean']:.4g})."
             )
         else:
             text = _best_sentence(suite, s, lower, n_test)

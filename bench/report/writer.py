@@ -235,7 +235,8 @@ def figures(t: LedgerTables, summary: pd.DataFrame, out: Path) -> dict:
     for name, caption, fig in _figure_list(t, summary):
         if fig is None:
             notes.append(
-                f"{caption.split(':')[0]}: not drawn ({name}) — energy not measured or no data."
+                f"{caption.split(':')[0]}: {name} not drawn — nothing to plot "
+                "(energy not measured, or no meta-training checkpoints)."
             )
             continue
         fig.savefig(out / f"{name}.png", dpi=110)
