@@ -168,7 +168,7 @@ def format_inventory(infos: list) -> str:
                      ",".join(i.components) or "-", i.resolution,
                      f"{i.update_period_s:g} s" if i.update_period_s else "-", why))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths)) + "  " + r[-1]
+    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=False)) + "  " + r[-1]
                      for r in rows)
 
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import re
@@ -204,7 +205,7 @@ class NvmlSource:
             values = call(nv, nv.nvmlDeviceGetFieldValues, handle, ids)
         except NotSupported:
             return ()
-        return tuple(i for i, v in zip(ids, values) if v.nvmlReturn == nv.NVML_SUCCESS)
+        return tuple(i for i, v in zip(ids, values, strict=True) if v.nvmlReturn == nv.NVML_SUCCESS)
 
     # -- readings --------------------------------------------------------------------------
     def _powers_w(self, gpu: Gpu) -> dict[str, float]:
@@ -219,7 +220,7 @@ class NvmlSource:
             }
             out = {
                 kinds[f]: v.value.uiVal / 1000.0
-                for f, v in zip(gpu.fields, values)
+                for f, v in zip(gpu.fields, values, strict=True)
                 if v.nvmlReturn == nv.NVML_SUCCESS
             }
             if out:
@@ -333,10 +334,9 @@ class NvmlSource:
         )
 
     def close(self) -> None:
-        try:
+        # shutting down a broken driver must not break the run's end
+        with contextlib.suppress(MeterError, MeterUnavailable, NotSupported):
             call(self.nv, self.nv.nvmlShutdown)
-        except (MeterError, MeterUnavailable, NotSupported):
-            pass  # shutting down a broken driver must not break the run's end
 
 
 def disagreement(counter_j: float | None, power_j: float) -> float | None:
