@@ -61,9 +61,14 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
         return cls
 
     nv.NVMLError = NVMLError
-    codes = {"NVML_ERROR_UNINITIALIZED": 1, "NVML_ERROR_NOT_SUPPORTED": 3,
-             "NVML_ERROR_NO_PERMISSION": 4, "NVML_ERROR_DRIVER_NOT_LOADED": 9,
-             "NVML_ERROR_LIBRARY_NOT_FOUND": 12, "NVML_ERROR_GPU_IS_LOST": 15}
+    codes = {
+        "NVML_ERROR_UNINITIALIZED": 1,
+        "NVML_ERROR_NOT_SUPPORTED": 3,
+        "NVML_ERROR_NO_PERMISSION": 4,
+        "NVML_ERROR_DRIVER_NOT_LOADED": 9,
+        "NVML_ERROR_LIBRARY_NOT_FOUND": 12,
+        "NVML_ERROR_GPU_IS_LOST": 15,
+    }
     for k, v in codes.items():
         setattr(nv, k, v)
     not_supported = sub("NVMLError_NotSupported", 3)
@@ -85,16 +90,16 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
     def energy_mj(h: FakeGpu) -> int:
         if not live(h).has_counter:
             raise not_supported()
-        return int(round(h.energy(clock()) * 1000))
+        return round(h.energy(clock()) * 1000)
 
     def fields(h: FakeGpu, ids: list[int]) -> list:
-        mw = int(round(live(h).power(clock()) * 1000))
+        mw = round(live(h).power(clock()) * 1000)
         ret = 0 if h.has_fields else 3
         return [SimpleNamespace(nvmlReturn=ret, value=SimpleNamespace(uiVal=mw)) for _ in ids]
 
     def power_usage(h: FakeGpu) -> int:
         nv.calls["power"] += 1
-        return int(round(live(h).power(clock()) * 1000))
+        return round(live(h).power(clock()) * 1000)
 
     nv.nvmlInit = init
     nv.nvmlShutdown = lambda: None
@@ -114,12 +119,18 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
 
 def torch_props(uuid: str, bus: int, domain: int = 0, device: int = 0) -> SimpleNamespace:
     """What torch.cuda.get_device_properties(i) says: uuid without the GPU- prefix."""
-    return SimpleNamespace(uuid=uuid.removeprefix("GPU-"), pci_bus_id=bus,
-                           pci_domain_id=domain, pci_device_id=device)
+    return SimpleNamespace(
+        uuid=uuid.removeprefix("GPU-"), pci_bus_id=bus, pci_domain_id=domain, pci_device_id=device
+    )
 
 
-def install(monkeypatch, clock: FakeClock, gpus: list[FakeGpu],
-            torch_devices: dict[int, SimpleNamespace], driver: bool = True):
+def install(
+    monkeypatch,
+    clock: FakeClock,
+    gpus: list[FakeGpu],
+    torch_devices: dict[int, SimpleNamespace],
+    driver: bool = True,
+):
     """Put the fake pynvml into sys.modules and fake torch's CUDA device properties."""
     import torch
 

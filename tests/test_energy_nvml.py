@@ -16,8 +16,9 @@ TICK_S = 0.05  # 20 Hz
 
 def gpu(i: int, base_w: float = 150.0, **kw) -> FakeGpu:
     power, energy = sine_power(base_w, 50.0, 1.3)
-    return FakeGpu(f"GPU-{i:08x}-aaaa-bbbb-cccc-{i:012x}", f"00000000:{0x10 + i:02X}:00.0",
-                   power, energy, **kw)
+    return FakeGpu(
+        f"GPU-{i:08x}-aaaa-bbbb-cccc-{i:012x}", f"00000000:{0x10 + i:02X}:00.0", power, energy, **kw
+    )
 
 
 def run_window(meter: CompositeMeter, clock: FakeClock, seconds: float, name: str = "w"):
@@ -64,8 +65,9 @@ def test_no_field_values_falls_back_to_power_usage(monkeypatch):
     t0 = clock()
     m = run_window(meter, clock, 2.0)
     assert m.source_by_component["gpu:0"] == "nvml-power"
-    assert m.joules_by_component["gpu:0"] == pytest.approx(g.energy(clock()) - g.energy(t0),
-                                                           rel=5e-3)
+    assert m.joules_by_component["gpu:0"] == pytest.approx(
+        g.energy(clock()) - g.energy(t0), rel=5e-3
+    )
     kinds = {s.kind for s in meter.drain_trace()}
     assert kinds == {"average"}  # nvmlDeviceGetPowerUsage only
 
@@ -158,5 +160,6 @@ def test_nested_windows_add_up(monkeypatch):
     inner = [run_window(meter, clock, s, f"inner{i}") for i, s in enumerate((0.5, 1.0, 0.75))]
     m = meter.end(outer)
     assert m.joules_by_component["gpu:0"] == pytest.approx(
-        sum(x.joules_by_component["gpu:0"] for x in inner), rel=1e-9)
+        sum(x.joules_by_component["gpu:0"] for x in inner), rel=1e-9
+    )
     assert m.seconds == pytest.approx(sum(x.seconds for x in inner))

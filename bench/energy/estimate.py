@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,16 @@ def detect_hardware() -> dict[str, Any]:
     silence_codecarbon()  # after the import, which sets up codecarbon's logger
     out_dir = Path(tempfile.gettempdir()) / "metabench-codecarbon"
     out_dir.mkdir(parents=True, exist_ok=True)  # codecarbon fails silently without it
-    tracker = OfflineEmissionsTracker(
-        country_iso_code="USA",
-        output_dir=str(out_dir),
-        save_to_file=False,
-        log_level="error",
-        tracking_mode="machine",
-        allow_multiple_runs=True,
-    )
+    with warnings.catch_warnings():  # its deprecation notices are not the user's concern
+        warnings.simplefilter("ignore")
+        # never started or stopped, so it writes nothing into out_dir
+        tracker = OfflineEmissionsTracker(
+            country_iso_code="USA",
+            output_dir=str(out_dir),
+            log_level="error",
+            tracking_mode="machine",
+            allow_multiple_runs=True,
+        )
     silence_codecarbon()  # the constructor installs its own level
     ready = getattr(tracker, "_ensure_hardware_ready", None)
     if ready is None:
