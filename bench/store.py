@@ -7,6 +7,7 @@ flight, and a re-run skips the cells whose key is already stored as done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.energy.base import Measurement
 from bench.run.harness import CellResult
 from bench.run.placement import Placement
 
@@ -141,7 +141,32 @@ class Ledger:
                      for c in result.checkpoints])
                 con.executemany("INSERT INTO episodes VALUES (?, ?, ?)",
                                 [(cell.key, i, s) for i, s in enumerate(result.episode_scores)])
+                con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                                [(cell.key, r.t, r.component, r.kind, r.watts, r.phase)
+                                 for r in getattr(result, "trace", ())])
                 write_placement(con, cell.key, placement)
+        finally:
+            con.close()
+
+    def write_idle(self, run_id: str, idle: list) -> None:
+        """The run's idle baseline: one row per component (bench.energy.idle.IdlePower)."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM idle WHERE run_id = ?", (run_id,))
+            con.executemany("INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
+
+    def write_carbon(self, run_id: str, carbon) -> None:
+        """The run's carbon intensity, its source and PUE (bench.energy.carbon)."""
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO carbon VALUES (?, ?, ?, ?, ?)",
+                        (run_id, carbon.g_per_kwh, carbon.source, carbon.pue, carbon.region))
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        con = self.connect()
+        try:
+            with con:
+                yield con
         finally:
             con.close()
 
@@ -163,20 +188,13 @@ class Ledger:
         finally:
             con.close()
 
-    def write_worker_idle(self, run_id: str, m: Measurement) -> None:
-        """A Dask worker's idle window as idle power per component; the first worker to
-        report a component wins (workers on one host share its CPU package)."""
-        if m.seconds <= 0:
-            return
-        con = self.connect()
-        try:
-            with con:
-                con.executemany(
-                    "INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
-                    [(run_id, c, j / m.seconds, m.source_by_component.get(c, "none"), m.seconds)
-                     for c, j in m.joules_by_component.items()])
-        finally:
-            con.close()
+    def write_worker_idle(self, run_id: str, idle: list) -> None:
+        """A Dask worker's idle baseline (bench.energy.idle.IdlePower rows), added to the
+        run's: the first worker to report a component wins (the workers of one host share
+        its CPU package; GPU components are distinct by UUID)."""
+        with self._transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:

@@ -25,7 +25,7 @@ import cloudpickle
 from distributed import Client
 
 from bench.cli import main
-from bench.energy.base import TimeMeter
+from bench.energy.base import Measurement, MeterBase, TimeMeter, Window
 from bench.errors import MetabenchError
 from bench.run import dask_executor as dx
 from bench.run.executors import LocalExecutor, check_executor_flags
@@ -178,14 +178,21 @@ def test_cells_pickle_and_replies_are_small(tmp_path: Path) -> None:
     cells = grid(write_suites(tmp_path))
     assert all(pickle.loads(pickle.dumps(c)).key == c.key for c in cells)
     reply = dx.run_on_worker(cells[-1], TimeMeter, data_root(), "run-x", None)
-    assert reply.placement.worker == "local" and reply.idle is None  # idle_s = 0
+    assert reply.placement.worker == "local" and reply.idle == []  # idle_s = 0
     assert len(pickle.dumps(reply)) < 64 * 1024  # scores and windows, no tensors
 
 
+class FakeJoulesMeter(MeterBase):
+    """10 J on cpu:0 over 2 s in every window: 5 W of idle power."""
+
+    def _stop(self, window: Window, seconds: float) -> Measurement:
+        return Measurement(window.name, window.start_s, 2.0, {"cpu:0": 10.0}, {"cpu:0": "fake"})
+
+
 def test_worker_meter_is_built_once_per_run_with_its_idle_window() -> None:
-    meter, idle = dx.worker_meter("run-1", TimeMeter, 0.01)
-    assert idle is not None and idle.name == "idle" and idle.seconds >= 0.01
-    assert dx.worker_meter("run-1", TimeMeter, 0.01) == (meter, None)
+    meter, idle = dx.worker_meter("run-1", FakeJoulesMeter, 2.0, sleep=lambda s: None)
+    assert [(i.component, i.watts, i.source) for i in idle] == [("cpu:0", 5.0, "fake")]
+    assert dx.worker_meter("run-1", FakeJoulesMeter, 2.0) == (meter, [])
     other, _ = dx.worker_meter("run-2", TimeMeter, 0.0)
     assert other is not meter and all(k[0] == "run-2" for k in dx._WORKER_METERS)
 

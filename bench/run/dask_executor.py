@@ -4,7 +4,7 @@
   is not done yet and writes each one as it finishes (`as_completed`), so a killed driver
   loses only the cells in flight and a re-run skips the done keys.
 - A worker runs `run_on_worker`: it builds its meter once per run from the pickled meter
-  factory, measures its own idle baseline in an `idle` window, runs the cell with the
+  factory, measures its own idle baseline (`measure_idle`, an `idle` window), runs the cell with the
   harness, and sends back a `WorkerReply` (the CellResult is a few KB: scores, windows,
   checkpoints; never models or tensors).
 - Energy integrity: a CUDA cell asks for the worker resource GPU=1, and GPU workers own one
@@ -31,7 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.energy.base import Measurement, Meter
+from bench.energy.base import Meter
+from bench.energy.idle import IdlePower, measure_idle
 from bench.errors import MetabenchError
 from bench.run.executors import RunSummary
 from bench.run.grid import Cell
@@ -50,7 +51,7 @@ class WorkerReply:
 
     result: CellResult
     placement: Placement
-    idle: Measurement | None  # the worker's idle window, with the first cell of a run only
+    idle: list[IdlePower]  # the worker's idle baseline, with its first cell of a run only
     started_s: float
     finished_s: float
 
@@ -74,21 +75,20 @@ _WORKER_METERS: dict[tuple[str, bytes], Meter] = {}
 
 
 def worker_meter(
-    run_id: str, factory: Callable[[], Meter], idle_s: float
-) -> tuple[Meter, Measurement | None]:
-    """This worker's meter for the run; the idle window when it was just built."""
+    run_id: str,
+    factory: Callable[[], Meter],
+    idle_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Meter, list[IdlePower]]:
+    """This worker's meter for the run, and its idle baseline when it was just built."""
     key = (run_id, pickle.dumps(factory))
     if key in _WORKER_METERS:
-        return _WORKER_METERS[key], None
+        return _WORKER_METERS[key], []
     for stale in [k for k in _WORKER_METERS if k[0] != run_id]:
         # a long-lived worker of an earlier run: stop that meter's sampler thread
         getattr(_WORKER_METERS.pop(stale), "close", lambda: None)()
     meter = factory()
-    idle = None
-    if idle_s > 0:
-        with meter.window("idle") as w:
-            time.sleep(idle_s)
-        idle = w.measurement
+    idle = measure_idle(meter, idle_s, sleep)[0] if idle_s > 0 else []
     _WORKER_METERS[key] = meter
     return meter, idle
 
@@ -209,7 +209,7 @@ class DaskExecutor:
         placement = dataclasses.replace(
             reply.placement, exclusive_energy=hosts.exclusive(cell, reply.placement.worker)
         )
-        if reply.idle is not None:
+        if reply.idle:
             ledger.write_worker_idle(run_id, reply.idle)
         ledger.write_cell(run_id, reply.result, placement)
         summary.done += 1
