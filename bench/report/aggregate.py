@@ -55,10 +55,24 @@ def ci95(values: pd.Series) -> float:
     return float(1.96 * values.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
 
 
+def metric_columns(metrics: pd.DataFrame | None, keys: pd.Series) -> dict[str, float]:
+    """Extra per-episode metrics (ledger table episode_metrics) of the cells `keys`, pooled:
+    {"<name>_mean": ..., "<name>_ci95": ...} per metric name (none when there are none)."""
+    if metrics is None or metrics.empty:
+        return {}
+    mine = metrics[metrics["cell_key"].isin(keys)]
+    out: dict[str, float] = {}
+    for name, values in mine.groupby("name")["value"]:
+        out[f"{name}_mean"] = float(values.mean())
+        out[f"{name}_ci95"] = ci95(values)
+    return out
+
+
 def summary_table(cells: pd.DataFrame, windows: pd.DataFrame,
-                  episodes: pd.DataFrame) -> pd.DataFrame:
+                  episodes: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per suite and method, pooled over seeds: score with 95% CI, seed spread, seconds per
-    phase (meta_train and validate in total, adapt and predict per test task)."""
+    phase (meta_train and validate in total, adapt and predict per test task), and the mean
+    with 95% CI of every extra per-episode metric (`metrics`: ledger table episode_metrics)."""
     done = cells[cells["status"] == "done"]
     rows = []
     for (suite, method), group in done.groupby(["suite", "method"], sort=True):
@@ -83,5 +97,6 @@ def summary_table(cells: pd.DataFrame, windows: pd.DataFrame,
             "deploy_s_per_task": float(seconds.get("adapt", 0.0) + seconds.get("predict", 0.0))
             / n_tasks,
             "fingerprints": group["fingerprint"].nunique(),
+            **metric_columns(metrics, group["cell_key"]),
         })
     return pd.DataFrame(rows)

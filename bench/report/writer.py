@@ -18,7 +18,8 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     out = Path(out or run_dir)
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(run_dir)
-    cells, windows, episodes = (ledger.table(t) for t in ("cells", "windows", "episodes"))
+    cells, windows, episodes, metrics = (
+        ledger.table(t) for t in ("cells", "windows", "episodes", "episode_metrics"))
     results_table(cells, windows).to_csv(out / "results.csv", index=False)
-    summary_table(cells, windows, episodes).to_csv(out / "summary.csv", index=False)
+    summary_table(cells, windows, episodes, metrics).to_csv(out / "summary.csv", index=False)
     return out

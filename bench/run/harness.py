@@ -7,6 +7,10 @@ Phases (DESIGN.md, Protocol):
 - `deploy`: test episodes in bulk chunks (at least `min_chunk` episodes): one `adapt`
   window over the chunk's support sets, then one `predict` window over its query sets;
   each window's energy is divided among the chunk's episodes by the report.
+- extra scores: a source may define `extra_scores(method, adapted, key) -> {name: value}`
+  (e.g. the dynamics rollout error). The harness calls it per test episode after the
+  chunk's `predict` window closes, so it is never part of E_deploy; the values go to the
+  ledger's `episode_metrics` table.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class CellResult:
     cell: Cell
     fingerprint: str
     episode_scores: list[float] = field(default_factory=list)
+    episode_metrics: list[tuple[int, str, float]] = field(default_factory=list)  # idx, name, v
     windows: list[WindowRecord] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     started_at: float = 0.0
@@ -177,8 +182,10 @@ class CellRunner:
     def deploy(self) -> None:
         sampler = self.samplers["test"]
         step = self.method.meta_steps
+        extra = getattr(sampler.source, "extra_scores", None)
         for chunk in chunks(self.suite.n_test_episodes, MIN_CHUNK):
-            episodes = [sampler.episode(i) for i in chunk]
+            keys = [sampler.key(i) for i in chunk]
+            episodes = [sampler.materialize(k) for k in keys]
             with self.meter.window("adapt") as w:
                 adapted = [self.method.adapt(e.support_x, e.support_y) for e in episodes]
             self.record("adapt", len(chunk), step, w.measurement)
@@ -187,6 +194,10 @@ class CellRunner:
             self.record("predict", len(chunk), step, w.measurement)
             self.result.episode_scores += [
                 episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
+            if extra is not None:  # outside every window: evaluation, not deployment cost
+                self.result.episode_metrics += [
+                    (i, name, float(v)) for i, k, a in zip(chunk, keys, adapted)
+                    for name, v in extra(self.method, a, k).items()]
             self.tick(len(chunk))
 
 
