@@ -131,8 +131,9 @@ SYSTEMS = {s.name: s for s in (PENDULUM, CARTPOLE)}
 SPLITS = ("in-dist", "ood")
 
 
-def rk4_step(system: System, params: np.ndarray, state: np.ndarray, action: np.ndarray,
-             dt_s: float = DT_S) -> np.ndarray:
+def rk4_step(
+    system: System, params: np.ndarray, state: np.ndarray, action: np.ndarray, dt_s: float = DT_S
+) -> np.ndarray:
     """One classical Runge-Kutta step with the action held constant (zero-order hold).
 
     params [n, P], state [n, S], action [n] -> next state [n, S] (float64).
@@ -153,8 +154,9 @@ def wrap_angles(system: System, state: np.ndarray) -> np.ndarray:
     return out
 
 
-def uniform(rng: np.random.Generator, ranges: tuple[tuple[float, float], ...],
-            n: int) -> np.ndarray:
+def uniform(
+    rng: np.random.Generator, ranges: tuple[tuple[float, float], ...], n: int
+) -> np.ndarray:
     """n points uniform in the box `ranges` -> [n, len(ranges)]."""
     low, high = np.array(ranges).T
     return rng.uniform(low, high, size=(n, len(ranges)))
@@ -213,8 +215,7 @@ class DynamicsSource:
         self.x_shape = (system.n_state + 1,)
         self.y_dim = system.n_state
 
-    def draw(self, part: str, rng: np.random.Generator, n_support: int,
-             n_query: int) -> np.ndarray:
+    def draw(self, part: str, rng: np.random.Generator, n_support: int, n_query: int) -> np.ndarray:
         s, n = self.system, n_support + n_query
         params = draw_params(s, rng, ood=self.split == "ood" and part == "test")
         states = uniform(rng, s.state_range, n)
@@ -242,8 +243,7 @@ class DynamicsSource:
         x = np.concatenate([wrap_angles(self.system, state), action[:, None]], axis=1)
         return (x - self.stats.x_mean) / self.stats.x_std
 
-    def materialize(self, part: str, key: np.ndarray,
-                    n_support: int) -> tuple[torch.Tensor, ...]:
+    def materialize(self, part: str, key: np.ndarray, n_support: int) -> tuple[torch.Tensor, ...]:
         f = self.unpack(key)
         params = np.broadcast_to(f["params"], (len(f["actions"]), len(f["params"])))
         delta = rk4_step(self.system, params, f["states"], f["actions"]) - f["states"]
@@ -260,8 +260,9 @@ class DynamicsSource:
             out.append(state[0])
         return np.stack(out)
 
-    def model_rollout(self, step: Callable[[torch.Tensor], torch.Tensor],
-                      key: np.ndarray) -> np.ndarray:
+    def model_rollout(
+        self, step: Callable[[torch.Tensor], torch.Tensor], key: np.ndarray
+    ) -> np.ndarray:
         """Open-loop rollout of a learned model: `step` maps standardised inputs [1, S + 1]
         to standardised deltas [1, S]; returns predicted states [ROLLOUT_STEPS, S]."""
         f, st = self.unpack(key), self.stats
@@ -291,8 +292,7 @@ class DynamicsSource:
         """
         device = getattr(method, "device", torch.device("cpu"))
         with torch.no_grad():
-            predicted = self.model_rollout(
-                lambda x: method.predict(adapted, x.to(device)), key)
+            predicted = self.model_rollout(lambda x: method.predict(adapted, x.to(device)), key)
         return {"rollout_mse": self.rollout_error(predicted, self.true_rollout(key))}
 
 

@@ -98,9 +98,10 @@ def download(name: str, filename: str, dest: Path) -> Path:
     expected = FILE_SHA256[name][filename]
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=60) as r, tempfile.NamedTemporaryFile(
-            dir=dest, delete=False
-        ) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=60) as r,
+            tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp,
+        ):
             shutil.copyfileobj(r, tmp)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise MetabenchError(
@@ -122,8 +123,10 @@ def verified_folder(root: Path, name: str) -> Path:
     for filename, expected in FILE_SHA256[name].items():
         path = folder / filename
         if filename in manifest and manifest[filename] != expected:
-            raise MetabenchError(f"{folder / 'MANIFEST.sha256'}: key '{filename}': expected "
-                                 f"SHA-256 {expected}, found {manifest[filename]}")
+            raise MetabenchError(
+                f"{folder / 'MANIFEST.sha256'}: key '{filename}': expected "
+                f"SHA-256 {expected}, found {manifest[filename]}"
+            )
         if not path.is_file():
             download(name, filename, folder)
         elif (found := sha256sum(path)) != expected:
@@ -163,12 +166,15 @@ def read_banking77(folder: Path) -> Corpus:
 def read_clinc150(folder: Path) -> Corpus:
     """data_full.json: keys train/val/test of [text, intent] pairs; oos_* keys skipped."""
     data = json.loads((folder / "data_full.json").read_text("utf-8"))
-    intents = tuple(sorted({intent for part in ("train", "val", "test")
-                            for _, intent in data[part]}))
+    intents = tuple(
+        sorted({intent for part in ("train", "val", "test") for _, intent in data[part]})
+    )
     index = {n: i for i, n in enumerate(intents)}
     texts = {p: tuple(t for t, _ in data[p]) for p in ("train", "val", "test")}
-    labels = {p: np.array([index[i] for _, i in data[p]], dtype=np.int64)
-              for p in ("train", "val", "test")}
+    labels = {
+        p: np.array([index[i] for _, i in data[p]], dtype=np.int64)
+        for p in ("train", "val", "test")
+    }
     return Corpus("clinc150", intents, texts, labels)
 
 
@@ -179,8 +185,9 @@ def load_corpus(root: Path, name: str) -> Corpus:
     return READERS[name](verified_folder(root, name))
 
 
-def intent_split(intents: tuple[str, ...], sizes: tuple[int, int, int],
-                 seed: int = SPLIT_SEED) -> dict[str, tuple[str, ...]]:
+def intent_split(
+    intents: tuple[str, ...], sizes: tuple[int, int, int], seed: int = SPLIT_SEED
+) -> dict[str, tuple[str, ...]]:
     """Sorted intent names, permuted by default_rng(seed), cut into train / val / test."""
     order = np.random.default_rng(seed).permutation(len(intents))
     names = [sorted(intents)[i] for i in order]
@@ -238,8 +245,13 @@ class TextSource:
         index = {n: i for i, n in enumerate(corpus.intents)}
         official = {"train": "train", "val": "train", "test": "test"}
         train_ids = {index[n] for n in self.parts["train"]}
-        self.vocab = build_vocab([t for t, y in zip(corpus.texts["train"],
-                                                    corpus.labels["train"]) if y in train_ids])
+        self.vocab = build_vocab(
+            [
+                t
+                for t, y in zip(corpus.texts["train"], corpus.labels["train"], strict=True)
+                if y in train_ids
+            ]
+        )
         self.tokens: dict[str, torch.Tensor] = {}
         self.members: dict[str, torch.Tensor] = {}
         for part, names in self.parts.items():
@@ -247,7 +259,8 @@ class TextSource:
             rows = [np.flatnonzero(labels == index[n]) for n in names]
             used = np.concatenate(rows)
             self.tokens[part] = torch.from_numpy(
-                np.stack([tokenize(texts[i], self.vocab) for i in used]))
+                np.stack([tokenize(texts[i], self.vocab) for i in used])
+            )
             position = {int(u): j for j, u in enumerate(used)}
             table = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
             for c, r in enumerate(rows):

@@ -196,7 +196,7 @@ class CellRunner:
                 episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
             if extra is not None:  # outside every window: evaluation, not deployment cost
                 self.result.episode_metrics += [
-                    (i, name, float(v)) for i, k, a in zip(chunk, keys, adapted)
+                    (i, name, float(v)) for i, k, a in zip(chunk, keys, adapted, strict=True)
                     for name, v in extra(self.method, a, k).items()]
             self.tick(len(chunk))
 
