@@ -21,7 +21,7 @@ from bench.data.dynamics import (
 from bench.data.episodes import EpisodeSampler, Shape
 from bench.energy.base import TimeMeter
 from bench.methods import METHODS
-from bench.report.aggregate import summary_table
+from bench.report.aggregate import LedgerTables, summary_table
 from bench.run.grid import Cell
 from bench.run.harness import run_cell
 from bench.store import Ledger
@@ -146,8 +146,8 @@ def test_harness_stores_rollout_scores(tmp_path: Path) -> None:
     assert len(result.episode_metrics) == suite.n_test_episodes
     ledger = Ledger(tmp_path / "run")
     ledger.write_cell("r", result)
-    tables = [ledger.table(t) for t in ("cells", "windows", "episodes", "episode_metrics")]
-    summary = summary_table(*tables)
+    names = ("cells", "windows", "episodes", "episode_metrics")
+    summary = summary_table(LedgerTables(**{t: ledger.table(t) for t in names}))
     assert np.isfinite(summary.loc[0, "rollout_mse_mean"])
     assert summary.loc[0, "rollout_mse_ci95"] > 0
 
