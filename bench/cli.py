@@ -1,4 +1,4 @@
-"""metabench: list | run | report.
+"""metabench: list | run | report | meters.
 
 Bad input (flags, suite files, data directories) exits 2 with a one-paragraph message and
 no traceback.
@@ -7,6 +7,7 @@ no traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import shlex
 import sys
@@ -49,10 +50,25 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--country", help="ISO 3166-1 alpha-3 code for the carbon intensity "
+                     "(default: codecarbon's config, else the world average)")
+    run.add_argument("--region", help="region within --country where codecarbon has data "
+                     "(e.g. a US state)")
+    run.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
+                     help="explicit carbon intensity in gCO2e/kWh (overrides --country)")
+    run.add_argument("--pue", type=float, default=1.0,
+                     help="power usage effectiveness of the site (default 1.0)")
+    run.add_argument("--sample-hz", type=float, default=20.0,
+                     help="power sampler rate in Hz (default 20)")
 
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
+
+    meters = sub.add_parser("meters", help="every energy meter on this machine, with a "
+                            "live reading")
+    meters.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    meters.add_argument("--seconds", type=float, default=3.0, help="live reading length")
     return parser
 
 
@@ -89,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("methods:")
     for name in METHODS.names():
         cls = METHODS.get(name)
-        doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip()
+        doc = ((cls.__module__ and sys.modules[cls.__module__].__doc__) or "").strip()
         print(f"  {name:<12} {doc.splitlines()[0] if doc else ''}")
     print("datasets:", ", ".join(DATASETS.names()))
     print("profiles:", ", ".join(PROFILES))
@@ -98,7 +114,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.data import resolve_data_root
-    from bench.energy.base import TimeMeter
+    from bench.energy.carbon import resolve_intensity
+    from bench.energy.composite import build_meter
     from bench.environment import snapshot
     from bench.report.writer import write_report
     from bench.run.executors import LocalExecutor
@@ -110,16 +127,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_root = resolve_data_root(args.data_dir)
     device = resolve_device(args.device)
     cells = expand_grid(suites, args.methods, args.seeds, device)
+    carbon = resolve_intensity(args.country, args.region, args.carbon_intensity, args.pue)
     run_dir = args.out or default_run_dir(suites, args.profile)
     ledger = Ledger(run_dir)
     command = shlex.join(["metabench", *sys.argv[1:]])
     run_id = ledger.start_run(command, snapshot(device))
-    executor = LocalExecutor(TimeMeter, data_root, progress=not args.no_progress)
+    ledger.write_carbon(run_id, carbon)
+    executor = LocalExecutor(functools.partial(build_meter, device, sample_hz=args.sample_hz),
+                             data_root, progress=not args.no_progress)
     summary = executor.execute(cells, ledger, run_id)
     out = write_report(run_dir)
     print(f"{summary.done} cells run, {summary.skipped} already done, "
           f"{summary.failed} failed; report: {out}")
     return 1 if summary.failed else 0
+
+
+def cmd_meters(args: argparse.Namespace) -> int:
+    """Inventory table, then one live window of `--seconds` per component."""
+    import time
+
+    from bench.energy.composite import build_meter
+
+    meter = build_meter(resolve_device(args.device))
+    try:
+        print(format_inventory(meter.info()))
+        with meter.window("live") as w:
+            time.sleep(args.seconds)
+        print(format_live(w.measurement))
+    finally:
+        meter.close()
+    return 0
+
+
+def format_inventory(infos: list) -> str:
+    rows = [("meter", "available", "kind", "source", "components", "resolution", "update",
+             "why not / how to fix")]
+    for i in infos:
+        why = "; fix: ".join(x for x in (i.reason, i.fix) if x)
+        rows.append((i.name, "yes" if i.available else "no", i.kind, i.source,
+                     ",".join(i.components) or "-", i.resolution,
+                     f"{i.update_period_s:g} s" if i.update_period_s else "-", why))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=False)) + "  " + r[-1]
+                     for r in rows)
+
+
+def format_live(m) -> str:
+    lines = [f"live reading over {m.seconds:.2f} s:"]
+    for comp, j in m.joules_by_component.items():
+        lines.append(f"  {comp:<10} {j / m.seconds:8.2f} W  {j:9.2f} J  "
+                     f"[{m.source_by_component[comp]}, {m.samples_by_component[comp]} samples]")
+    if not m.joules_by_component:
+        lines.append("  no meter measures energy on this machine")
+    lines += [f"  warning: {x}" for x in m.warnings]
+    return "\n".join(lines)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -132,7 +193,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report,
+                "meters": cmd_meters}[args.command](args)
     except MetabenchError as e:
         print(f"metabench: error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ flight, and a re-run skips the cells whose key is already stored as done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -126,6 +127,31 @@ class Ledger:
                                 [(cell.key, i, s) for i, s in enumerate(result.episode_scores)])
                 con.executemany("INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
                                 [(cell.key, i, n, v) for i, n, v in result.episode_metrics])
+                con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                                [(cell.key, r.t, r.component, r.kind, r.watts, r.phase)
+                                 for r in getattr(result, "trace", ())])
+        finally:
+            con.close()
+
+    def write_idle(self, run_id: str, idle: list) -> None:
+        """The run's idle baseline: one row per component (bench.energy.idle.IdlePower)."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM idle WHERE run_id = ?", (run_id,))
+            con.executemany("INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
+
+    def write_carbon(self, run_id: str, carbon) -> None:
+        """The run's carbon intensity, its source and PUE (bench.energy.carbon)."""
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO carbon VALUES (?, ?, ?, ?, ?)",
+                        (run_id, carbon.g_per_kwh, carbon.source, carbon.pue, carbon.region))
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        con = self.connect()
+        try:
+            with con:
+                yield con
         finally:
             con.close()
 

@@ -1,15 +1,18 @@
 """The meter interface: named windows that return a frozen Measurement.
 
 Components are named `gpu:<uuid-or-index>`, `cpu:<package>`, `dram:<package>`; sources are
-`nvml-counter`, `nvml-power`, `rapl`, `estimate:<how>` or `none`. Windows may nest. Only
-the harness opens windows.
+`nvml-counter`, `nvml-power`, `rapl`, `estimate:<how>`, `none`, or `failed` (the source
+broke during the window: its joules are NaN and a warning says why). Windows may nest:
+several may be open at once, and each reads its own start and end. Only the harness opens
+windows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -32,15 +35,60 @@ class Measurement:
     details: Mapping[str, object] = field(default_factory=dict)  # meter-specific extras
 
     def __post_init__(self) -> None:
-        for name in ("joules_by_component", "source_by_component", "samples_by_component",
-                     "details"):
+        for name in (
+            "joules_by_component",
+            "source_by_component",
+            "samples_by_component",
+            "details",
+        ):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     @property
     def total_j(self) -> float | None:
-        """Sum over components, or None when nothing measured energy."""
+        """Sum over components, or None when nothing measured energy; NaN when a component
+        failed (a partial sum would silently under-read)."""
         values = self.joules_by_component.values()
         return sum(values) if values else None
+
+    @property
+    def failed(self) -> bool:
+        """True when any component's figure is marked failed."""
+        return FAILED in self.source_by_component.values()
+
+
+FAILED = "failed"  # source label of a component whose reading broke during the window
+
+
+class MeterUnavailable(Exception):
+    """A meter cannot run on this machine; `reason` says why and `fix` how to change that."""
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        super().__init__(reason + (f" (fix: {fix})" if fix else ""))
+        self.reason, self.fix = reason, fix
+
+
+class MeterError(Exception):
+    """A meter that was working failed to read (e.g. a GPU fell off the bus)."""
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    """One inventory row: what a meter measures on this machine, or why it cannot."""
+
+    name: str  # nvml | rapl | codecarbon | time
+    components: tuple[str, ...]
+    available: bool
+    kind: str  # measured | estimated | none
+    source: str  # the source label its figures carry (e.g. nvml-counter, estimate:codecarbon)
+    resolution: str  # smallest energy step, in words with units
+    update_period_s: float | None  # how often the underlying reading changes
+    reason: str = ""  # why unavailable (empty when available)
+    fix: str = ""  # how to make it available
+
+
+def is_bad(joules: float | None) -> bool:
+    """True for a missing or failed (NaN) energy figure."""
+    return joules is None or math.isnan(joules)
 
 
 @dataclass
@@ -70,17 +118,20 @@ def sync_device() -> None:
 
 class MeterBase:
     """Implements `window` on top of `begin`/`end`; subclasses read their sources in
-    `_start(window)` and `_stop(window, seconds)`."""
+    `_start(window)` and `_stop(window, seconds)`. `clock` (seconds, monotonic) times the
+    windows; tests replace it with a fake clock shared with fake hardware."""
+
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def begin(self, name: str) -> Window:
         sync_device()
-        w = Window(name, time.time(), time.perf_counter())
+        w = Window(name, time.time(), self.clock())
         self._start(w)
         return w
 
     def end(self, window: Window) -> Measurement:
         sync_device()
-        seconds = time.perf_counter() - window.start_perf
+        seconds = self.clock() - window.start_perf
         window.measurement = self._stop(window, seconds)
         return window.measurement
 
@@ -101,3 +152,6 @@ class MeterBase:
 
 class TimeMeter(MeterBase):
     """Measures time only: every window's energy is absent (source `none`)."""
+
+    def close(self) -> None:
+        pass

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.energy.base import Meter
+from bench.energy.idle import measure_idle
 from bench.run.grid import Cell
 from bench.run.harness import cell_work, run_cell
 from bench.store import Ledger
@@ -42,6 +43,16 @@ class LocalExecutor:
         todo = [c for c in cells if c.key not in done]
         summary.skipped = len(cells) - len(todo)
         meter = self.meter_factory()
+        try:
+            if todo:
+                record_idle(meter, ledger, run_id, todo)
+            self._cells(todo, meter, ledger, run_id, summary)
+        finally:
+            getattr(meter, "close", lambda: None)()  # stops the sampler thread
+        return summary
+
+    def _cells(self, todo: list[Cell], meter: Meter, ledger: Ledger, run_id: str,
+               summary: RunSummary) -> None:
         disable = not self.progress
         total = tqdm(total=sum(cell_work(c) for c in todo), desc="run", unit="step",
                      position=0, disable=disable, file=sys.stderr, dynamic_ncols=True)
@@ -67,4 +78,13 @@ class LocalExecutor:
                 summary.done += 1
                 tqdm.write(f"{cell.label}: {result.cell.suite.score_name} "
                            f"{result.score_mean:.4f} +- {result.score_ci95:.4f}", file=sys.stderr)
-        return summary
+
+
+def record_idle(meter: Meter, ledger: Ledger, run_id: str, cells: list[Cell]) -> None:
+    """Idle baseline before the first cell: the longest `idle_s` of the cells' suites
+    (profile setting: smoke 1 s, standard 10 s), one row per component in `idle`."""
+    seconds = max(c.suite.idle_s for c in cells)
+    if seconds <= 0:
+        return
+    idle, _ = measure_idle(meter, seconds)
+    ledger.write_idle(run_id, idle)

@@ -4,9 +4,13 @@ Phases (DESIGN.md, Protocol):
 - `meta_train`: one window per stretch between validation checkpoints, so learning curves
   get cumulative time and energy on the x-axis. Validation runs in its own `validate`
   windows, which are not part of E_meta.
-- `deploy`: test episodes in bulk chunks (at least `min_chunk` episodes): one `adapt`
-  window over the chunk's support sets, then one `predict` window over its query sets;
-  each window's energy is divided among the chunk's episodes by the report.
+- `deploy`: test episodes in bulk chunks: one `adapt` window over the chunk's support
+  sets, then one `predict` window over its query sets; each window's energy is divided
+  among the chunk's episodes by the report. A chunk holds at least MIN_CHUNK episodes and
+  grows (up to MAX_CHUNK, for memory) until its shorter window lasts MIN_WINDOW_S, so
+  each window is long enough for the meter (DESIGN.md: at least 5 s or 32 episodes).
+- The meter's power trace (if it keeps one) is drained at the cell's edges and stored
+  with the phase each sample falls in.
 - extra scores: a source may define `extra_scores(method, adapted, key) -> {name: value}`
   (e.g. the dynamics rollout error). The harness calls it per test episode after the
   chunk's `predict` window closes, so it is never part of E_deploy; the values go to the
@@ -27,12 +31,15 @@ import torch
 
 from bench.data import DATASETS
 from bench.data.episodes import EpisodeSampler
-from bench.energy.base import Measurement, Meter
+from bench.energy.base import Measurement, Meter, is_bad
+from bench.energy.trace import Span, TraceRow, trace_rows
 from bench.methods import METHODS, Method, TaskSpec
 from bench.run.grid import Cell
 from bench.suite import Suite
 
 MIN_CHUNK = 32
+MAX_CHUNK = 256  # adapted models and episodes of a chunk are held in memory at once
+MIN_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class CellResult:
     episode_metrics: list[tuple[int, str, float]] = field(default_factory=list)  # idx, name, v
     windows: list[WindowRecord] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    trace: list[TraceRow] = field(default_factory=list)  # power samples with their phase
     started_at: float = 0.0
     finished_at: float = 0.0
 
@@ -106,6 +114,22 @@ def episode_score(suite: Suite, scores: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.nn.functional.mse_loss(scores, y))
 
 
+def next_chunk(start: int, n: int, size: int) -> range:
+    """The chunk from `start` of about `size` episodes; a remainder shorter than MIN_CHUNK
+    joins it."""
+    end = min(n, start + max(size, 1))
+    if n - end < MIN_CHUNK:
+        end = n
+    return range(start, end)
+
+
+def chunk_size(seconds_per_episode: float) -> int:
+    """Episodes for a window of MIN_WINDOW_S, within [MIN_CHUNK, MAX_CHUNK]."""
+    if seconds_per_episode <= 0:
+        return MAX_CHUNK
+    return int(min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(MIN_WINDOW_S / seconds_per_episode))))
+
+
 def chunks(n: int, size: int) -> list[range]:
     """0..n-1 in chunks of `size`; a short remainder joins the last chunk."""
     starts = list(range(0, n, size))
@@ -134,9 +158,14 @@ class CellRunner:
     def run(self) -> CellResult:
         self.result.started_at = time.time()
         torch.manual_seed(self.cell.seed)  # for methods that use torch's global RNG in training
+        drain = getattr(self.meter, "drain_trace", list)
+        drain()  # samples from before this cell (idle baseline, previous cell) are not ours
         self.meta_train()
         self.deploy()
         self.result.finished_at = time.time()
+        spans = [Span(w.phase, w.measurement.start_s, w.measurement.start_s + w.measurement.seconds)
+                 for w in self.result.windows]
+        self.result.trace = trace_rows(drain(), spans)
         return self.result
 
     def meta_train(self) -> None:
@@ -163,7 +192,7 @@ class CellRunner:
         self.tick(step - self._meta["step"])
         self._meta["step"] = step
         self._meta["seconds"] += m.seconds
-        if m.total_j is None:
+        if is_bad(m.total_j):  # not measured, or a component failed in this window
             self._meta["measured"] = False
         else:
             self._meta["joules"] += m.total_j
@@ -183,7 +212,10 @@ class CellRunner:
         sampler = self.samplers["test"]
         step = self.method.meta_steps
         extra = getattr(sampler.source, "extra_scores", None)
-        for chunk in chunks(self.suite.n_test_episodes, MIN_CHUNK):
+        n, start, size = self.suite.n_test_episodes, 0, MIN_CHUNK
+        while start < n:
+            chunk = next_chunk(start, n, size)
+            start = chunk.stop
             keys = [sampler.key(i) for i in chunk]
             episodes = [sampler.materialize(k) for k in keys]
             with self.meter.window("adapt") as w:
@@ -192,6 +224,9 @@ class CellRunner:
             with self.meter.window("predict") as w:
                 outputs = [self.method.predict(a, e.query_x) for a, e in zip(adapted, episodes)]
             self.record("predict", len(chunk), step, w.measurement)
+            shorter_s = min(self.result.windows[-1].measurement.seconds,
+                            self.result.windows[-2].measurement.seconds)
+            size = chunk_size(shorter_s / len(chunk))
             self.result.episode_scores += [
                 episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
             if extra is not None:  # outside every window: evaluation, not deployment cost

@@ -1,0 +1,99 @@
+"""RAPL meter against a fake powercap tree (tests run as root, so unreadability is
+simulated at the single read point)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from energy_fakes import FakeClock
+
+from bench.energy import rapl
+from bench.energy.base import MeterUnavailable
+from bench.energy.composite import CompositeMeter, build_meter
+
+MAX_UJ = 1_000_000_000  # wraps at 1 kJ
+
+
+def zone(path: Path, name: str, energy_uj: int) -> Path:
+    path.mkdir(parents=True)
+    (path / "name").write_text(name + "\n")
+    (path / "energy_uj").write_text(f"{energy_uj}\n")
+    (path / "max_energy_range_uj").write_text(f"{MAX_UJ}\n")
+    return path
+
+
+def set_uj(path: Path, value: int) -> None:
+    (path / "energy_uj").write_text(f"{value % MAX_UJ}\n")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> dict[str, Path]:
+    """Like sysfs: package-0 with core and dram nested, the sub-zones also linked at the
+    top level, and a psys zone that encloses the package."""
+    root = tmp_path / "powercap"
+    pkg = zone(root / "intel-rapl:0", "package-0", 5_000_000)
+    core = zone(pkg / "intel-rapl:0:0", "core", 1_000_000)
+    dram = zone(pkg / "intel-rapl:0:1", "dram", 2_000_000)
+    (root / "intel-rapl:0:0").symlink_to(core)
+    (root / "intel-rapl:0:1").symlink_to(dram)
+    psys = zone(root / "intel-rapl:1", "psys", 9_000_000)
+    (root / "intel-rapl").mkdir()  # the control type directory, not a zone
+    return {"root": root, "pkg": pkg, "core": core, "dram": dram, "psys": psys}
+
+
+def test_discovers_packages_and_dram_once(tree):
+    src = rapl.RaplSource(tree["root"])
+    assert src.components == ("cpu:0", "dram:0")  # no core (nested), no psys (encloses)
+
+
+def test_window_energy_and_wraparound(tree):
+    clock = FakeClock(10.0)
+    meter = CompositeMeter([rapl.RaplSource(tree["root"])], sample_hz=0, clock=clock)
+    w = meter.begin("w")
+    for pkg_uj, dram_uj in [(MAX_UJ - 1_000_000, 3_000_000), (MAX_UJ + 4_000_000, 3_500_000)]:
+        set_uj(tree["pkg"], pkg_uj)  # the second step wraps past max_energy_range_uj
+        set_uj(tree["dram"], dram_uj)
+        set_uj(tree["core"], 7_000_000)  # nested: must not show up anywhere
+        set_uj(tree["psys"], 990_000_000)
+        clock.advance(1.0)
+        meter.sample()
+    m = meter.end(w)
+    assert m.joules_by_component == {
+        "cpu:0": pytest.approx((MAX_UJ + 4_000_000 - 5_000_000) / 1e6),
+        "dram:0": pytest.approx(1.5),
+    }
+    assert m.source_by_component == {"cpu:0": "rapl", "dram:0": "rapl"}
+    watts = [s.watts for s in meter.drain_trace() if s.component == "cpu:0"]
+    assert all(x >= 0 for x in watts)  # wraparound never shows as negative power
+
+
+def test_unreadable_counter_says_why_and_how_to_fix(tree, monkeypatch):
+    real = rapl.read_text
+
+    def deny(path: Path) -> str:
+        if path.name == "energy_uj":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(rapl, "read_text", deny)
+    with pytest.raises(MeterUnavailable) as e:
+        rapl.RaplSource(tree["root"])
+    assert "permission denied" in e.value.reason
+    assert "chmod o+r" in e.value.fix and "root" in e.value.fix
+    meter = build_meter("cpu", sample_hz=0, rapl_root=str(tree["root"]), estimate=False)
+    (info,) = [i for i in meter.info() if i.name == "rapl"]
+    assert not info.available and "chmod" in info.fix
+    meter.close()
+
+
+def test_directory_in_place_of_counter_is_a_clear_reason(tree):
+    (tree["dram"] / "energy_uj").unlink()
+    (tree["dram"] / "energy_uj").mkdir()  # unreadable as a file, even for root
+    with pytest.raises(MeterUnavailable, match=r"cannot read .*energy_uj"):
+        rapl.RaplSource(tree["root"])
+
+
+def test_no_powercap_is_unavailable(tmp_path):
+    with pytest.raises(MeterUnavailable, match=r"no .*intel-rapl"):
+        rapl.RaplSource(tmp_path)
