@@ -152,11 +152,43 @@ def test_harness_stores_rollout_scores(tmp_path: Path) -> None:
     assert summary.loc[0, "rollout_mse_ci95"] > 0
 
 
+MAML_SUITE = """
+dataset = "pendulum"
+split = "in-dist"
+task = "regression"
+n_way = 1
+k_shot = 10
+n_query = 50
+n_test_episodes = 40
+seeds = [0]
+target_score = 0.1
+[methods.scratch]
+steps = 10
+[methods.maml]
+meta_steps = 100
+meta_batch = 5
+meta_lr = 0.01
+inner_lr = 0.01
+inner_steps = 1
+train_query = 5
+test_inner_steps = 10
+[profiles.smoke]
+n_val_episodes = 5
+n_checkpoints = 1
+[profiles.standard]
+[profiles.paper]
+"""
+
+
 @pytest.mark.skipif("maml" not in METHODS, reason="maml is not registered on this branch yet")
 def test_maml_adapts_better_than_scratch_on_dynamics(tmp_path: Path) -> None:
-    suite = load_suite(SUITES / "dynamics-pendulum-10shot.toml", "smoke")
+    # Its own suite file, so the check does not depend on the shipped suites' budgets
+    # (on the methods branch, 150 MAML steps gave 0.07 against scratch's 0.39).
+    path = tmp_path / "pendulum-maml.toml"
+    path.write_text(MAML_SUITE)
+    suite = load_suite(path, "smoke")
     scores = {
         m: run_cell(Cell(suite, m, 0, "cpu"), TimeMeter(), tmp_path).score_mean
         for m in ("scratch", "maml")
     }
-    assert scores["maml"] < scores["scratch"]
+    assert scores["maml"] < 0.75 * scores["scratch"]
