@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS episodes (
     cell_key TEXT, idx INTEGER, score REAL, PRIMARY KEY (cell_key, idx)
 );
+CREATE TABLE IF NOT EXISTS episode_metrics (
+    cell_key TEXT, idx INTEGER, name TEXT, value REAL, PRIMARY KEY (cell_key, idx, name)
+);
 CREATE TABLE IF NOT EXISTS idle (
     run_id TEXT, component TEXT, watts REAL, source TEXT, seconds REAL,
     PRIMARY KEY (run_id, component)
@@ -77,7 +80,8 @@ BASE_CELL_COLUMNS = (
 # dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
 # power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
 # its source and the PUE used for CO2. samples: the power trace (kind: instant | average |
-# estimate) with the phase each sample falls in.
+# estimate) with the phase each sample falls in. episode_metrics: per test episode, scores a
+# source adds beyond the suite's score (e.g. rollout_mse of the dynamics suites).
 
 
 class Ledger:
@@ -141,6 +145,8 @@ class Ledger:
                      for c in result.checkpoints])
                 con.executemany("INSERT INTO episodes VALUES (?, ?, ?)",
                                 [(cell.key, i, s) for i, s in enumerate(result.episode_scores)])
+                con.executemany("INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
+                                [(cell.key, i, n, v) for i, n, v in result.episode_metrics])
                 con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
                                 [(cell.key, r.t, r.component, r.kind, r.watts, r.phase)
                                  for r in getattr(result, "trace", ())])
@@ -198,7 +204,8 @@ class Ledger:
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:
-        for table in ("cells", "windows", "checkpoints", "episodes", "samples"):
+        for table in ("cells", "windows", "checkpoints", "episodes", "episode_metrics",
+                      "samples"):
             con.execute(f"DELETE FROM {table} WHERE cell_key = ?", (key,))
 
     def table(self, name: str) -> pd.DataFrame:

@@ -44,7 +44,7 @@ def resolve_data_root(flag: str | os.PathLike | None = None) -> Path:
 
 def _register_builtin() -> None:
     # Imported for their registration side effect.
-    from bench.data import omniglot, sinusoid  # noqa: F401
+    from bench.data import dynamics, omniglot, sinusoid, text  # noqa: F401
 
 
 _register_builtin()

@@ -1,4 +1,5 @@
-"""Shared networks: Conv-4 for images, a 40-40 ReLU MLP for regression.
+"""Shared networks: Conv-4 for images, a 40-40 ReLU MLP for regression, a bag-of-n-grams
+encoder for token ids (text).
 
 Methods build their networks here so that every method compares the same architecture.
 """
@@ -10,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from bench.data.text import TEXT_CHAR_BUCKETS, TEXT_WORD_IDS
 from bench.methods.base import TaskSpec
 
 
@@ -55,8 +57,35 @@ class MLP(nn.Module):
         return self.layers(x.flatten(1))
 
 
+TEXT_EMBED_DIM = 32
+
+
+class TextEncoder(nn.Module):
+    """Mean of word and character-trigram embeddings, then a linear layer and ReLU
+    (fastText-like, trained from scratch); int64 ids [n, L] (0 = padding) -> [n, dim].
+
+    A plain Embedding with a masked mean (not EmbeddingBag) keeps second-order gradients
+    available to MAML-family methods.
+    """
+
+    def __init__(self, n_ids: int = TEXT_WORD_IDS + TEXT_CHAR_BUCKETS,
+                 dim: int = TEXT_EMBED_DIM) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_ids, dim, padding_idx=0)
+        self.proj = nn.Linear(dim, dim)
+        self.out_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = x.long()  # a method that casts inputs to float still gets valid indices
+        mask = (ids != 0).unsqueeze(-1).to(self.embed.weight.dtype)  # [n, L, 1]
+        summed = (self.embed(ids) * mask).sum(1)  # [n, dim]
+        mean = summed / mask.sum(1).clamp_min(1.0)
+        return torch.relu(self.proj(mean))
+
+
 def backbone_for(task: TaskSpec) -> nn.Module:
-    """The task's backbone: Conv-4 for image inputs [c, h, w], the 40-40 MLP for vectors."""
+    """The task's backbone: Conv-4 for image inputs [c, h, w], the 40-40 MLP for vectors,
+    TextEncoder for token ids [L] (task.backbone "text", set by the text sources)."""
     kind = task.backbone
     if kind == "auto":
         kind = "conv4" if len(task.x_shape) == 3 else "mlp"
@@ -64,6 +93,8 @@ def backbone_for(task: TaskSpec) -> nn.Module:
         return Conv4(in_channels=task.x_shape[0])
     if kind == "mlp":
         return MLP(math.prod(task.x_shape))
+    if kind == "text":
+        return TextEncoder()
     raise ValueError(f"unknown backbone {kind!r}")
 
 

@@ -16,6 +16,8 @@ Metric definitions are those of DESIGN.md (Metrics), used verbatim:
 - net energy = gross - idle W x seconds, idle per component from the run's `idle` table.
 - CO2 (g) = kWh x carbon intensity (g/kWh) x PUE, from the run's `carbon` table.
 - score 95% CI = 1.96 * std(ddof=1) / sqrt(n) over all test episodes pooled across seeds.
+- extra per-episode scores of a source (table episode_metrics, e.g. rollout_mse): columns
+  <name>_mean and <name>_ci95, pooled the same way.
 
 Energy that was not measured is NaN (never 0) and labelled "not measured".
 """
@@ -65,6 +67,9 @@ class LedgerTables:
     )
     runs: pd.DataFrame = field(
         default_factory=lambda: _empty(["run_id", "started_at", "command", "environment"])
+    )
+    episode_metrics: pd.DataFrame = field(
+        default_factory=lambda: _empty(["cell_key", "idx", "name", "value"])
     )
 
     @property
@@ -398,6 +403,18 @@ def fingerprint_conflicts(cells: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- summary
 
 
+def metric_columns(metrics: pd.DataFrame, keys: pd.Series) -> dict[str, float]:
+    """Extra per-episode scores of a source (ledger table episode_metrics, e.g. the dynamics
+    suites' rollout_mse) of the cells `keys`, pooled over episodes and seeds:
+    {"<name>_mean": ..., "<name>_ci95": ...} per name; empty when there are none."""
+    mine = metrics[metrics["cell_key"].isin(keys)]
+    out: dict[str, float] = {}
+    for name, values in mine.groupby("name")["value"]:
+        out[f"{name}_mean"] = float(values.astype(float).mean())
+        out[f"{name}_ci95"] = ci95(values.astype(float))
+    return out
+
+
 def _method_row(
     t: LedgerTables, ew: pd.DataFrame, curves: pd.DataFrame, group: pd.DataFrame
 ) -> dict:
@@ -431,6 +448,7 @@ def _method_row(
             else np.nan
         ),
     }
+    row.update(metric_columns(t.episode_metrics, keys))
     row.update(amortized(row["e_meta_j"], row["e_deploy_j_per_task"], score, lower, row["n_test"]))
     mine = curves[(curves["suite"] == row["suite"]) & (curves["method"] == row["method"])]
     row.update(target_summary(mine, n_seeds))

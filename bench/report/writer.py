@@ -26,7 +26,17 @@ from bench.report.aggregate import (
 from bench.report.html import Column, render_index, render_report, table
 from bench.store import LEDGER_NAME, Ledger
 
-TABLES = ("cells", "windows", "episodes", "checkpoints", "idle", "carbon", "samples", "runs")
+TABLES = (
+    "cells",
+    "windows",
+    "episodes",
+    "checkpoints",
+    "idle",
+    "carbon",
+    "samples",
+    "runs",
+    "episode_metrics",
+)
 
 SUMMARY_COLUMNS = [
     Column("suite", "suite", "text"),

@@ -11,6 +11,10 @@ Phases (DESIGN.md, Protocol):
   each window is long enough for the meter (DESIGN.md: at least 5 s or 32 episodes).
 - The meter's power trace (if it keeps one) is drained at the cell's edges and stored
   with the phase each sample falls in.
+- extra scores: a source may define `extra_scores(method, adapted, key) -> {name: value}`
+  (e.g. the dynamics rollout error). The harness calls it per test episode after the
+  chunk's `predict` window closes, so it is never part of E_deploy; the values go to the
+  ledger's `episode_metrics` table.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class CellResult:
     cell: Cell
     fingerprint: str
     episode_scores: list[float] = field(default_factory=list)
+    episode_metrics: list[tuple[int, str, float]] = field(default_factory=list)  # idx, name, v
     windows: list[WindowRecord] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     trace: list[TraceRow] = field(default_factory=list)  # power samples with their phase
@@ -206,11 +211,13 @@ class CellRunner:
     def deploy(self) -> None:
         sampler = self.samplers["test"]
         step = self.method.meta_steps
+        extra = getattr(sampler.source, "extra_scores", None)
         n, start, size = self.suite.n_test_episodes, 0, MIN_CHUNK
         while start < n:
             chunk = next_chunk(start, n, size)
             start = chunk.stop
-            episodes = [sampler.episode(i) for i in chunk]
+            keys = [sampler.key(i) for i in chunk]
+            episodes = [sampler.materialize(k) for k in keys]
             with self.meter.window("adapt") as w:
                 adapted = [self.method.adapt(e.support_x, e.support_y) for e in episodes]
             self.record("adapt", len(chunk), step, w.measurement)
@@ -222,6 +229,10 @@ class CellRunner:
             size = chunk_size(shorter_s / len(chunk))
             self.result.episode_scores += [
                 episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
+            if extra is not None:  # outside every window: evaluation, not deployment cost
+                self.result.episode_metrics += [
+                    (i, name, float(v)) for i, k, a in zip(chunk, keys, adapted, strict=True)
+                    for name, v in extra(self.method, a, k).items()]
             self.tick(len(chunk))
 
 
