@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from bench.energy.base import Measurement
+from bench.energy.base import Measurement, Window
 from bench.energy.composite import CompositeMeter, TraceSample
 from bench.energy.nvml import NvmlSource, disagreement
 
@@ -66,28 +66,39 @@ class Row:
 
 
 def integrate(samples: Iterable[TraceSample], kind: str, start_s: float, end_s: float,
-              slack_s: float = 1e-3) -> tuple[float | None, int]:
-    """Trapezoid integral (J) of one power kind's samples (wall-clock t_s, W) that fall in
-    [start_s - slack, end_s + slack]; (None, n) with fewer than two samples."""
+              end_slack_s: float = 0.02) -> tuple[float | None, int]:
+    """Trapezoid integral (J) of one power kind's samples (t_s, W) that fall in
+    [start_s, end_s + end_slack_s]; (None, n) with fewer than two samples. The window's
+    edge readings are taken just after its edge times (the end edge a little after
+    `end_s`, by the time it takes to read the meter): the slack keeps the end edge in."""
     pts = sorted((s.t_s, s.watts) for s in samples
-                 if s.kind == kind and start_s - slack_s <= s.t_s <= end_s + slack_s)
+                 if s.kind == kind and start_s <= s.t_s <= end_s + end_slack_s)
     if len(pts) < 2:
         return None, len(pts)
     j = sum(0.5 * (w0 + w1) * (t1 - t0) for (t0, w0), (t1, w1) in zip(pts, pts[1:]))
     return j, len(pts)
 
 
-def rows_for(phase: str, index: int, m: Measurement, trace: list[TraceSample]) -> list[Row]:
-    """One row per GPU component of a closed window, from its measurement and the trace
-    drained right after it (wall-clock times)."""
+def window_start_s(meter: CompositeMeter, w: Window) -> float:
+    """The window's start on the trace's clock (drain_trace's wall-clock seconds): the
+    meter clock at the start edge plus the meter's wall offset. Measurement.start_s is
+    time.time(), which drifts from the meter clock by NTP slew; this does not."""
+    offset = getattr(meter, "_wall_offset_s", None)
+    return w.measurement.start_s if offset is None else w.start_perf + offset
+
+
+def rows_for(phase: str, index: int, m: Measurement, trace: list[TraceSample],
+             start_s: float) -> list[Row]:
+    """One row per GPU component of a closed window, from its measurement, the trace
+    drained right after it and the window's start on the trace's clock (`window_start_s`)."""
     out = []
-    end_s = m.start_s + m.seconds
+    end_s = start_s + m.seconds
     for comp, det in m.details.items():
         if not comp.startswith("gpu:") or not isinstance(det, dict):
             continue
         samples = [s for s in trace if s.component == comp]
-        inst, n_i = integrate(samples, "instant", m.start_s, end_s)
-        avg, n_a = integrate(samples, "average", m.start_s, end_s)
+        inst, n_i = integrate(samples, "instant", start_s, end_s)
+        avg, n_a = integrate(samples, "average", start_s, end_s)
         counter = det.get("counter_j")
         end = det.get("end") or {}
         out.append(Row(
@@ -124,22 +135,26 @@ def steady_load(device: torch.device, size: int) -> Callable[[float], int]:
 
 
 def check(meter: CompositeMeter, device: torch.device, *, idle_s: float, warmup_s: float,
-          windows: int, window_s: float, size: int,
-          log: Callable[[str], None] = print) -> list[Row]:
-    """Idle window, warm-up, then `windows` load windows; rows for every GPU component."""
+          windows: int, window_s: float, size: int, log: Callable[[str], None] = print,
+          sleep: Callable[[float], None] = time.sleep,
+          load_factory: Callable[[torch.device, int], Callable[[float], int]] | None = None,
+          ) -> list[Row]:
+    """Idle window, warm-up, then `windows` load windows; rows for every GPU component.
+    `sleep` and `load_factory` (device, size -> run(until_s)) are replaced by tests that
+    drive a fake clock."""
     rows: list[Row] = []
     meter.drain_trace()
     if idle_s > 0:
         with meter.window("idle") as w:
-            time.sleep(idle_s)
-        rows += rows_for("idle", 0, w.measurement, meter.drain_trace())
-    load = steady_load(device, size)
-    load(time.perf_counter() + warmup_s)
+            sleep(idle_s)
+        rows += rows_for("idle", 0, w.measurement, meter.drain_trace(), window_start_s(meter, w))
+    load = (load_factory or steady_load)(device, size)
+    load(meter.clock() + warmup_s)
     meter.drain_trace()
     for i in range(windows):
         with meter.window(f"load-{i}") as w:
-            n = load(time.perf_counter() + window_s)
-        new = rows_for("load", i, w.measurement, meter.drain_trace())
+            n = load(meter.clock() + window_s)
+        new = rows_for("load", i, w.measurement, meter.drain_trace(), window_start_s(meter, w))
         for r in new:
             log(f"  load window {i}: {n} matmuls, {fmt(r.counter_w, '.1f')} W by the counter")
         rows += new
