@@ -16,6 +16,8 @@
 # --fake-nvml rehearses it all on a CPU machine: a fake pynvml (scripts/fake_nvml, from
 # tests/energy_fakes.py), --device cpu, the smoke profile and short NVML windows.
 set -u -o pipefail
+{ # the whole script is one block: bash parses it before running, so an edit of this file
+  # during a run cannot break that run
 
 # ---- what to run (edit here) ---------------------------------------------------------
 SUITES="omniglot-5w1s sinusoid-5shot"
@@ -28,7 +30,7 @@ MAML_REPEATS=3
 # ---- time (seconds): the whole script, and each step's timeout -----------------------
 BUDGET_S_SET=${BUDGET_S:-} T_RUN_SET=${T_RUN:-}
 BUDGET_S=${BUDGET_S:-450}      # under 8 minutes in all, with margin
-T_INSTALL=60 T_ENV=30 T_METERS=45 T_SMI=15 T_AGREEMENT=110
+T_INSTALL=60 T_ENV=45 T_METERS=45 T_SMI=15 T_AGREEMENT=110
 T_RUN=${T_RUN:-240} T_REPORT=45 T_MAML=75 T_SUMMARY=15
 ALL_STEPS="install,env,meters,smi,agreement,run,report,maml,summary"
 
@@ -126,10 +128,23 @@ run_step() {
 if want install; then
     if compgen -G "$REPO/.whl/*.whl" >/dev/null; then
         SITE=$WORK/site
+        # The wheels are for CPython 3.12 (the GPU image's). Another interpreter (a CPU
+        # rehearsal) installs them as for 3.12 to check the set, and keeps them off its path.
+        PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        FOREIGN=()
+        if [[ $PYVER != 3.12 ]]; then
+            FOREIGN=(--python-version 3.12 --implementation cp --only-binary=:all:)
+            for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64; do
+                FOREIGN+=(--platform "$p")
+            done
+        fi
         run_step install "$T_INSTALL" 300 "$PYTHON" -m pip install -q --no-index --no-deps \
-            --no-compile --no-cache-dir --upgrade --target "$SITE" "$REPO"/.whl/*.whl
-        # installed into a fresh folder; put it first (what failed to install is missing)
-        [[ -d $SITE ]] && export PYTHONPATH=$SITE:$PYTHONPATH
+            --no-compile --no-cache-dir --upgrade --target "$SITE" "${FOREIGN[@]}" "$REPO"/.whl/*.whl
+        if ((${#FOREIGN[@]})); then
+            echo "install: python $PYVER is not 3.12: wheels installed as for 3.12 (a check of the set), not used"
+        elif [[ -d $SITE ]]; then  # a fresh folder, first on the path
+            export PYTHONPATH=$SITE:$PYTHONPATH
+        fi
         if ((FAKE)); then  # keep the shim ahead of everything
             export PYTHONPATH=$REPO/scripts/fake_nvml:$PYTHONPATH
         fi
@@ -275,3 +290,4 @@ if [[ -n $FAILED_STEPS ]]; then
 fi
 echo "gpu_check.sh: all steps ok"
 exit 0
+}
