@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import sys
 import time
@@ -65,17 +66,25 @@ class Row:
     power_limit_w: float | None
 
 
-def integrate(samples: Iterable[TraceSample], kind: str, start_s: float, end_s: float,
-              end_slack_s: float = 0.02) -> tuple[float | None, int]:
+def integrate(
+    samples: Iterable[TraceSample],
+    kind: str,
+    start_s: float,
+    end_s: float,
+    end_slack_s: float = 0.02,
+) -> tuple[float | None, int]:
     """Trapezoid integral (J) of one power kind's samples (t_s, W) that fall in
     [start_s, end_s + end_slack_s]; (None, n) with fewer than two samples. The window's
     edge readings are taken just after its edge times (the end edge a little after
     `end_s`, by the time it takes to read the meter): the slack keeps the end edge in."""
-    pts = sorted((s.t_s, s.watts) for s in samples
-                 if s.kind == kind and start_s <= s.t_s <= end_s + end_slack_s)
+    pts = sorted(
+        (s.t_s, s.watts)
+        for s in samples
+        if s.kind == kind and start_s <= s.t_s <= end_s + end_slack_s
+    )
     if len(pts) < 2:
         return None, len(pts)
-    j = sum(0.5 * (w0 + w1) * (t1 - t0) for (t0, w0), (t1, w1) in zip(pts, pts[1:]))
+    j = sum(0.5 * (w0 + w1) * (t1 - t0) for (t0, w0), (t1, w1) in itertools.pairwise(pts))
     return j, len(pts)
 
 
@@ -87,8 +96,9 @@ def window_start_s(meter: CompositeMeter, w: Window) -> float:
     return w.measurement.start_s if offset is None else w.start_perf + offset
 
 
-def rows_for(phase: str, index: int, m: Measurement, trace: list[TraceSample],
-             start_s: float) -> list[Row]:
+def rows_for(
+    phase: str, index: int, m: Measurement, trace: list[TraceSample], start_s: float
+) -> list[Row]:
     """One row per GPU component of a closed window, from its measurement, the trace
     drained right after it and the window's start on the trace's clock (`window_start_s`)."""
     out = []
@@ -101,15 +111,27 @@ def rows_for(phase: str, index: int, m: Measurement, trace: list[TraceSample],
         avg, n_a = integrate(samples, "average", start_s, end_s)
         counter = det.get("counter_j")
         end = det.get("end") or {}
-        out.append(Row(
-            phase, index, comp, m.seconds, counter, inst, avg, det.get("integrated_j"),
-            None if inst is None else disagreement(counter, inst),
-            None if avg is None else disagreement(counter, avg),
-            disagreement(counter, det.get("integrated_j") or 0.0),
-            None if counter is None or m.seconds <= 0 else counter / m.seconds,
-            n_i, n_a, end.get("temperature_c"), end.get("sm_clock_mhz"),
-            end.get("power_limit_w"),
-        ))
+        out.append(
+            Row(
+                phase,
+                index,
+                comp,
+                m.seconds,
+                counter,
+                inst,
+                avg,
+                det.get("integrated_j"),
+                None if inst is None else disagreement(counter, inst),
+                None if avg is None else disagreement(counter, avg),
+                disagreement(counter, det.get("integrated_j") or 0.0),
+                None if counter is None or m.seconds <= 0 else counter / m.seconds,
+                n_i,
+                n_a,
+                end.get("temperature_c"),
+                end.get("sm_clock_mhz"),
+                end.get("power_limit_w"),
+            )
+        )
     return out
 
 
@@ -134,11 +156,19 @@ def steady_load(device: torch.device, size: int) -> Callable[[float], int]:
     return run
 
 
-def check(meter: CompositeMeter, device: torch.device, *, idle_s: float, warmup_s: float,
-          windows: int, window_s: float, size: int, log: Callable[[str], None] = print,
-          sleep: Callable[[float], None] = time.sleep,
-          load_factory: Callable[[torch.device, int], Callable[[float], int]] | None = None,
-          ) -> list[Row]:
+def check(
+    meter: CompositeMeter,
+    device: torch.device,
+    *,
+    idle_s: float,
+    warmup_s: float,
+    windows: int,
+    window_s: float,
+    size: int,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+    load_factory: Callable[[torch.device, int], Callable[[float], int]] | None = None,
+) -> list[Row]:
     """Idle window, warm-up, then `windows` load windows; rows for every GPU component.
     `sleep` and `load_factory` (device, size -> run(until_s)) are replaced by tests that
     drive a fake clock."""
@@ -168,9 +198,11 @@ def fmt(v: float | None, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"{'phase':<5} {'win':>3} {'comp':<6} {'s':>6} {'counter J':>10} {'W':>7} "
-            f"{'instant J':>10} {'d_inst':>8} {'average J':>10} {'d_avg':>8} "
-            f"{'meter J':>10} {'d_meter':>8} {'n_i':>4} {'n_a':>4} {'temp C':>6} {'SM MHz':>6}")
+    head = (
+        f"{'phase':<5} {'win':>3} {'comp':<6} {'s':>6} {'counter J':>10} {'W':>7} "
+        f"{'instant J':>10} {'d_inst':>8} {'average J':>10} {'d_avg':>8} "
+        f"{'meter J':>10} {'d_meter':>8} {'n_i':>4} {'n_a':>4} {'temp C':>6} {'SM MHz':>6}"
+    )
     lines = [head]
     for r in rows:
         lines.append(
@@ -180,7 +212,8 @@ def table(rows: list[Row]) -> str:
             f"{fmt(r.average_j, '10.2f')} {fmt(r.disagreement_average, '+8.2%')} "
             f"{fmt(r.meter_integrated_j, '10.2f')} {fmt(r.disagreement_meter, '+8.2%')} "
             f"{r.n_instant:>4} {r.n_average:>4} {fmt(r.temperature_c, '6.0f')} "
-            f"{fmt(r.sm_clock_mhz, '6.0f')}")
+            f"{fmt(r.sm_clock_mhz, '6.0f')}"
+        )
     return "\n".join(lines)
 
 
@@ -194,12 +227,16 @@ def summary(rows: list[Row]) -> str:
             lines.append(f"{name}: no values (counter or power field not supported)")
             continue
         worst = max(vals, key=abs)
-        lines.append(f"{name}: mean {sum(vals) / len(vals):+.2%}, worst {worst:+.2%} "
-                     f"over {len(vals)} load windows")
+        lines.append(
+            f"{name}: mean {sum(vals) / len(vals):+.2%}, worst {worst:+.2%} "
+            f"over {len(vals)} load windows"
+        )
     idle = [r for r in rows if r.phase == "idle" and r.counter_w is not None]
     if idle:
-        lines.append("idle power by the counter: "
-                     + ", ".join(f"{r.component} {r.counter_w:.1f} W" for r in idle))
+        lines.append(
+            "idle power by the counter: "
+            + ", ".join(f"{r.component} {r.counter_w:.1f} W" for r in idle)
+        )
     return "\n".join(lines)
 
 
@@ -218,8 +255,7 @@ def install_fake_nvml(power_w: float = FAKE_POWER_W):
     from tests.energy_fakes import FakeGpu, make_pynvml, torch_props
 
     t0 = time.perf_counter()
-    gpu = FakeGpu(FAKE_UUID, "00000000:3B:00.0", lambda t: power_w,
-                  lambda t: power_w * t)
+    gpu = FakeGpu(FAKE_UUID, "00000000:3B:00.0", lambda t: power_w, lambda t: power_w * t)
     nv = make_pynvml(lambda: time.perf_counter() - t0, [gpu])
     sys.modules["pynvml"] = nv
     torch.cuda.get_device_properties = lambda i: torch_props(FAKE_UUID, 0x3B)
@@ -233,12 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-s", type=float, default=3.0)
     p.add_argument("--windows", type=int, default=12)
     p.add_argument("--window-s", type=float, default=5.0)
-    p.add_argument("--size", type=int, default=0,
-                   help="matmul size (default 8192 on CUDA, 256 on CPU)")
+    p.add_argument(
+        "--size", type=int, default=0, help="matmul size (default 8192 on CUDA, 256 on CPU)"
+    )
     p.add_argument("--sample-hz", type=float, default=20.0)
     p.add_argument("--out", type=Path, default=Path("nvml_agreement.csv"))
-    p.add_argument("--fake-nvml", action="store_true",
-                   help="rehearse without a GPU: fake pynvml, load on the CPU")
+    p.add_argument(
+        "--fake-nvml",
+        action="store_true",
+        help="rehearse without a GPU: fake pynvml, load on the CPU",
+    )
     args = p.parse_args(argv)
 
     if args.fake_nvml:
@@ -253,13 +293,22 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or (8192 if load_device.type == "cuda" else 256)
     source = NvmlSource(metered)  # raises MeterUnavailable with the reason
     info = source.info()
-    print(f"NVML: {', '.join(f'{g.component}={g.name} ({g.uuid})' for g in source.gpus)}; "
-          f"source {info.source}; power fields "
-          f"{[g.fields for g in source.gpus]} (empty: nvmlDeviceGetPowerUsage only)")
+    print(
+        f"NVML: {', '.join(f'{g.component}={g.name} ({g.uuid})' for g in source.gpus)}; "
+        f"source {info.source}; power fields "
+        f"{[g.fields for g in source.gpus]} (empty: nvmlDeviceGetPowerUsage only)"
+    )
     meter = CompositeMeter([source], sample_hz=args.sample_hz)
     try:
-        rows = check(meter, load_device, idle_s=args.idle_s, warmup_s=args.warmup_s,
-                     windows=args.windows, window_s=args.window_s, size=size)
+        rows = check(
+            meter,
+            load_device,
+            idle_s=args.idle_s,
+            warmup_s=args.warmup_s,
+            windows=args.windows,
+            window_s=args.window_s,
+            size=size,
+        )
     finally:
         meter.close()
     if meter.sample_errors:

@@ -21,9 +21,9 @@ import pytest
 import torch
 from energy_fakes import FakeClock, FakeGpu, install, torch_props
 
-from benchmarks import nvml_agreement as agree
 from bench.energy.composite import CompositeMeter
 from bench.energy.nvml import NvmlSource
+from benchmarks import nvml_agreement as agree
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
@@ -64,8 +64,14 @@ def run_check(meter, clock, **kw):
     sleep, load_factory = drive(meter, clock)
     args = dict(idle_s=2.0, warmup_s=0.5, windows=4, window_s=5.0, size=8)
     args.update(kw)
-    return agree.check(meter, torch.device("cpu"), sleep=sleep, load_factory=load_factory,
-                       log=lambda s: None, **args)
+    return agree.check(
+        meter,
+        torch.device("cpu"),
+        sleep=sleep,
+        load_factory=load_factory,
+        log=lambda s: None,
+        **args,
+    )
 
 
 def test_constant_power_counter_and_integrals_agree(monkeypatch):
@@ -75,9 +81,11 @@ def test_constant_power_counter_and_integrals_agree(monkeypatch):
     for r in rows:
         assert r.counter_j == pytest.approx(300.0 * r.seconds, rel=1e-3)
         assert r.counter_w == pytest.approx(300.0, rel=1e-3)
-        for j, d in ((r.instant_j, r.disagreement_instant),
-                     (r.average_j, r.disagreement_average),
-                     (r.meter_integrated_j, r.disagreement_meter)):
+        for j, d in (
+            (r.instant_j, r.disagreement_instant),
+            (r.average_j, r.disagreement_average),
+            (r.meter_integrated_j, r.disagreement_meter),
+        ):
             assert j == pytest.approx(r.counter_j, rel=0.005)
             assert abs(d) < 0.005
         assert r.n_instant >= round(r.seconds / TICK_S)
@@ -128,7 +136,11 @@ def script(tmp_path: Path, *args: str, timeout: int) -> subprocess.CompletedProc
     env.pop("OUT", None)
     return subprocess.run(
         ["bash", str(SCRIPT), "--fake-nvml", "--out", str(tmp_path / "out"), *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
@@ -139,7 +151,10 @@ def test_gpu_check_fake_quick_steps(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "gpu_check.sh: all steps ok" in p.stdout
     assert sorted(f.name for f in out.iterdir()) == [
-        "gpu_check.log", "nvml_agreement.csv", "steps.tsv"]
+        "gpu_check.log",
+        "nvml_agreement.csv",
+        "steps.tsv",
+    ]
     rows = list(csv.DictReader((out / "nvml_agreement.csv").open()))
     assert [r["phase"] for r in rows] == ["idle", "load", "load", "load"]
     assert all(abs(float(r["disagreement_instant"])) < 0.005 for r in rows)
@@ -153,6 +168,11 @@ def test_gpu_check_fake_all_steps(tmp_path, data_root):
     out = tmp_path / "out"
     files = sorted(f.name for f in out.iterdir())
     assert len(files) <= 8 and all(f.is_file() for f in out.iterdir())
-    assert {"gpu_check.log", "steps.tsv", "nvml_agreement.csv", "report.tar.gz",
-            "summary.md"} <= set(files), p.stdout[-3000:]
+    assert {
+        "gpu_check.log",
+        "steps.tsv",
+        "nvml_agreement.csv",
+        "report.tar.gz",
+        "summary.md",
+    } <= set(files), p.stdout[-3000:]
     assert p.returncode == 0, p.stdout[-3000:]
