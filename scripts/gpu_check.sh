@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_check.sh [--fake-nvml] [--out DIR] [--profile standard|smoke]
 #                        [--steps install,env,meters,smi,agreement,run,report,maml,summary]
-#                        [--python PY]
+#                        [--python PY] [--fresh]
 #
 # For a fresh GPU machine with no internet: installs the wheels in .whl/ (if any), prints
 # the meters and nvidia-smi, checks the NVML energy counter against integrated power,
@@ -36,11 +36,12 @@ ALL_STEPS="install,env,meters,smi,agreement,run,report,maml,summary"
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
-FAKE=0 STEPS=$ALL_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
+FAKE=0 FRESH=0 STEPS=$ALL_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
 PYTHON=${PYTHON:-python3}
 while (($#)); do
     case $1 in
         --fake-nvml) FAKE=1 ;;
+        --fresh) FRESH=1 ;;
         --out) OUT_DIR=$2; shift ;;
         --profile) PROFILE=$2; PROFILE_SET=1; shift ;;
         --steps) STEPS=$2; shift ;;
@@ -57,7 +58,6 @@ REPO=$PWD
 START=$SECONDS
 mkdir -p "$OUT_DIR" && OUT_DIR=$(cd "$OUT_DIR" && pwd) || exit 2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-work.XXXXXX") || exit 2
-RUN_DIR=$WORK/run
 LOG=$OUT_DIR/gpu_check.log
 STEPS_TSV=$OUT_DIR/steps.tsv
 : >"$LOG"
@@ -87,8 +87,13 @@ if ((FAKE)); then
     AGREE_ARGS=(--fake-nvml)
 fi
 
+# The run folder outlives the script (on a warm device machine too): a rerun resumes the
+# completed cells from its ledger. --fresh starts it again.
+RUN_DIR=${TMPDIR:-/tmp}/gpu-check-run-$((FAKE))-$PROFILE/run
+((FRESH)) && rm -rf "$RUN_DIR"
+mkdir -p "$(dirname "$RUN_DIR")"
 echo "gpu_check.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
-     "fake_nvml=$FAKE device=$DEVICE profile=$PROFILE budget=${BUDGET_S}s out=$OUT_DIR work=$WORK"
+     "fake_nvml=$FAKE device=$DEVICE profile=$PROFILE budget=${BUDGET_S}s out=$OUT_DIR run=$RUN_DIR"
 echo "data: ${METABENCH_DATA:-(unset: the user cache)}"
 echo "suites: $SUITES; methods: $METHODS; seeds: $SEEDS; steps: $STEPS"
 
@@ -234,17 +239,17 @@ fi
 # completed cells), then packed into one file.
 pack_report() {
     [[ -f $RUN_DIR/ledger.sqlite ]] || { echo "report: no ledger in $RUN_DIR"; return 1; }
-    if [[ ! -f $RUN_DIR/index.html || ! -f $RUN_DIR/summary.md ]]; then
+    if [[ ! -f $RUN_DIR/summary.md || $RUN_DIR/ledger.sqlite -nt $RUN_DIR/index.html ]]; then
         echo "report: rebuilding from the ledger"
         "$PYTHON" -m bench.cli report "$RUN_DIR" || return 1
     fi
     cp "$RUN_DIR/summary.md" "$RUN_DIR/summary.csv" "$OUT_DIR/" 2>/dev/null
-    tar -czf "$OUT_DIR/report.tar.gz" -C "$WORK" run || return 1
+    tar -czf "$OUT_DIR/report.tar.gz" -C "$(dirname "$RUN_DIR")" run || return 1
     local size
     size=$(stat -c %s "$OUT_DIR/report.tar.gz")
     if ((size > 15 * 1024 * 1024)); then  # the device brings back files of <= 16 MiB
         echo "report: report.tar.gz is $size bytes; packing again without trace.csv and the ledger"
-        tar -czf "$OUT_DIR/report.tar.gz" -C "$WORK" --exclude=run/trace.csv \
+        tar -czf "$OUT_DIR/report.tar.gz" -C "$(dirname "$RUN_DIR")" --exclude=run/trace.csv \
             --exclude=run/ledger.sqlite run || return 1
     fi
     ls -l "$OUT_DIR/report.tar.gz"
