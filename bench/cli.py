@@ -50,6 +50,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--executor", default="local", choices=["local", "dask", "dask-local"],
+                     help="local: cells in this process (default); dask: an existing Dask "
+                     "cluster (--scheduler); dask-local: a one-node Dask cluster (--workers)")
+    run.add_argument("--scheduler", help="Dask scheduler address for --executor dask")
+    run.add_argument("--workers", type=int,
+                     help="workers for --executor dask-local (default: one per GPU, or per core)")
     run.add_argument("--country", help="ISO 3166-1 alpha-3 code for the carbon intensity "
                      "(default: codecarbon's config, else the world average)")
     run.add_argument("--region", help="region within --country where codecarbon has data "
@@ -118,11 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.energy.composite import build_meter
     from bench.environment import snapshot
     from bench.report.writer import write_report
-    from bench.run.executors import LocalExecutor
+    from bench.run.executors import check_executor_flags, open_executor
     from bench.run.grid import expand_grid
     from bench.store import Ledger
     from bench.suite import load_suite
 
+    check_executor_flags(args.executor, args.scheduler, args.workers)
     suites = [load_suite(s, args.profile) for s in args.suites]
     data_root = resolve_data_root(args.data_dir)
     device = resolve_device(args.device)
@@ -133,9 +140,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = shlex.join(["metabench", *sys.argv[1:]])
     run_id = ledger.start_run(command, snapshot(device))
     ledger.write_carbon(run_id, carbon)
-    executor = LocalExecutor(functools.partial(build_meter, device, sample_hz=args.sample_hz),
-                             data_root, progress=not args.no_progress)
-    summary = executor.execute(cells, ledger, run_id)
+    meter_factory = functools.partial(build_meter, device, sample_hz=args.sample_hz)
+    with open_executor(args.executor, meter_factory, data_root, device=device,
+                       scheduler=args.scheduler, workers=args.workers,
+                       progress=not args.no_progress) as executor:
+        summary = executor.execute(cells, ledger, run_id)
     out = write_report(run_dir)
     print(f"{summary.done} cells run, {summary.skipped} already done, "
           f"{summary.failed} failed; report: {out}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.run.harness import CellResult
+from bench.run.placement import Placement
 
 LEDGER_NAME = "ledger.sqlite"
 
@@ -56,6 +57,22 @@ CREATE TABLE IF NOT EXISTS samples (
     cell_key TEXT, t REAL, component TEXT, kind TEXT, watts REAL, phase TEXT
 );
 """
+# Columns added after the first release: ALTERed into older ledgers by `migrate`, so a
+# ledger written before them still opens and resumes. cells.worker / host / gpu_uuid: where
+# a cell ran (the executor's Placement; NULL for local runs before this column existed).
+# cells.exclusive_energy: 1 when no other cell of the run shared the metered device while
+# this cell ran (local sequential runs, GPU cells that own their GPU), 0 when cells ran
+# concurrently on the same CPU package (their CPU/DRAM energy is shared). cells.torch_threads:
+# torch's intra-op threads (CPU scores are bit-identical only at equal thread counts).
+ADDED_CELL_COLUMNS = {
+    "worker": "TEXT", "host": "TEXT", "gpu_uuid": "TEXT", "exclusive_energy": "INTEGER",
+    "torch_threads": "INTEGER",
+}
+BASE_CELL_COLUMNS = (
+    "cell_key, run_id, suite, suite_path, suite_sha256, profile, dataset, split, task, n_way, "
+    "k_shot, n_query, n_test, target_score, method, params, params_hash, seed, device, "
+    "score_name, fingerprint, score_mean, score_ci95, status, error, started_at, finished_at"
+)
 # windows.joules / sources / samples: JSON objects keyed by component (gpu:<id>, cpu:<pkg>,
 # dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
 # power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
@@ -76,6 +93,7 @@ class Ledger:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
         con.executescript(SCHEMA)
+        migrate(con)
         return con
 
     def start_run(self, command: str, environment: dict) -> str:
@@ -91,15 +109,17 @@ class Ledger:
         with self.connect() as con:
             return {k for (k,) in con.execute("SELECT cell_key FROM cells WHERE status='done'")}
 
-    def write_cell(self, run_id: str, result: CellResult) -> None:
-        """All rows of one cell in one transaction."""
+    def write_cell(self, run_id: str, result: CellResult,
+                   placement: Placement | None = None) -> None:
+        """All rows of one cell in one transaction (with where it ran, if given)."""
         cell, suite = result.cell, result.cell.suite
         con = self.connect()
         try:
             with con:
                 self._delete(con, cell.key)
                 con.execute(
-                    "INSERT INTO cells VALUES (" + ", ".join("?" * 27) + ")",
+                    f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES ("
+                    + ", ".join("?" * 27) + ")",
                     (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
                      suite.dataset, suite.split, suite.task, suite.n_way, suite.k_shot,
                      suite.n_query, suite.n_test_episodes, suite.target_score, cell.method,
@@ -124,6 +144,7 @@ class Ledger:
                 con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
                                 [(cell.key, r.t, r.component, r.kind, r.watts, r.phase)
                                  for r in getattr(result, "trace", ())])
+                write_placement(con, cell.key, placement)
         finally:
             con.close()
 
@@ -149,7 +170,8 @@ class Ledger:
         finally:
             con.close()
 
-    def write_failure(self, run_id: str, cell, error: str) -> None:
+    def write_failure(self, run_id: str, cell, error: str,
+                      placement: Placement | None = None) -> None:
         """A cell that raised: recorded as failed (a re-run tries it again)."""
         suite = cell.suite
         con = self.connect()
@@ -162,8 +184,17 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
                     (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
                      cell.method, cell.params_hash, cell.seed, cell.device, error, time.time()))
+                write_placement(con, cell.key, placement)
         finally:
             con.close()
+
+    def write_worker_idle(self, run_id: str, idle: list) -> None:
+        """A Dask worker's idle baseline (bench.energy.idle.IdlePower rows), added to the
+        run's: the first worker to report a component wins (the workers of one host share
+        its CPU package; GPU components are distinct by UUID)."""
+        with self._transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:
@@ -177,3 +208,22 @@ class Ledger:
             return pd.read_sql_query(f"SELECT * FROM {name}", con)
         finally:
             con.close()
+
+
+def migrate(con: sqlite3.Connection) -> None:
+    """Add the columns of ADDED_CELL_COLUMNS that an older ledger lacks."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(cells)")}
+    for name, kind in ADDED_CELL_COLUMNS.items():
+        if name not in have:
+            con.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
+
+
+def write_placement(con: sqlite3.Connection, key: str, placement: Placement | None) -> None:
+    """Where a cell ran, into its `cells` row (inside the caller's transaction)."""
+    if placement is None:
+        return
+    con.execute(
+        "UPDATE cells SET worker = ?, host = ?, gpu_uuid = ?, exclusive_energy = ?, "
+        "torch_threads = ? WHERE cell_key = ?",
+        (placement.worker, placement.host, placement.gpu_uuid,
+         int(placement.exclusive_energy), placement.torch_threads, key))

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.store import Ledger
+from bench.store import BASE_CELL_COLUMNS, Ledger
 
 RUN_ID = "20260101-000000-abcdef"
 ENVIRONMENT = {
@@ -83,7 +83,7 @@ def _insert_cell(con, s: CellSpec) -> None:
     score_name = "accuracy" if s.task == "classification" else "mse"
     mean = sum(s.scores) / len(s.scores)
     con.execute(
-        "INSERT INTO cells VALUES (" + ", ".join("?" * 27) + ")",
+        f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
         (
             s.key,
             RUN_ID,

@@ -43,6 +43,17 @@ class Measurement:
         ):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
+    # mappingproxy does not pickle, and measurements travel from Dask workers to the driver:
+    # pickle plain dicts and wrap them again on arrival.
+    def __getstate__(self) -> dict:
+        return {k: dict(v) if isinstance(v, MappingProxyType) else v
+                for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.__post_init__()
+
     @property
     def total_j(self) -> float | None:
         """Sum over components, or None when nothing measured energy; NaN when a component

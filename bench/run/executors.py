@@ -1,14 +1,15 @@
 """Executors run the grid's cells and stream each finished cell into the ledger.
 
 The driver is the only writer of the ledger. `LocalExecutor` runs cells one after another
-in this process.
+in this process; `bench.run.dask_executor.DaskExecutor` runs them on a Dask cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from tqdm import tqdm
 
 from bench.energy.base import Meter
 from bench.energy.idle import measure_idle
+from bench.errors import MetabenchError
 from bench.run.grid import Cell
 from bench.run.harness import cell_work, run_cell
+from bench.run.placement import here
 from bench.store import Ledger
 
 
@@ -74,7 +77,7 @@ class LocalExecutor:
                         tqdm.write(f"FAILED {cell.label}:\n{traceback.format_exc()}",
                                    file=sys.stderr)
                         continue
-                ledger.write_cell(run_id, result)
+                ledger.write_cell(run_id, result, here(cell.device))
                 summary.done += 1
                 tqdm.write(f"{cell.label}: {result.cell.suite.score_name} "
                            f"{result.score_mean:.4f} +- {result.score_ci95:.4f}", file=sys.stderr)
@@ -88,3 +91,47 @@ def record_idle(meter: Meter, ledger: Ledger, run_id: str, cells: list[Cell]) ->
         return
     idle, _ = measure_idle(meter, seconds)
     ledger.write_idle(run_id, idle)
+
+
+EXECUTORS = ("local", "dask", "dask-local")
+
+
+@contextlib.contextmanager
+def open_executor(kind: str, meter_factory: Callable[[], Meter], data_root: Path, *,
+                  device: str = "cpu", scheduler: str | None = None,
+                  workers: int | None = None, progress: bool = True) -> Iterator:
+    """The executor for `--executor KIND`; a Dask client (and a LocalCluster for
+    dask-local) lives as long as the context."""
+    check_executor_flags(kind, scheduler, workers)
+    if kind == "local":
+        yield LocalExecutor(meter_factory, data_root, progress=progress)
+        return
+    from distributed import Client
+
+    from bench.run import dask_executor as dx
+
+    if kind == "dask":
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as e:
+            raise MetabenchError(f"--scheduler: could not connect to {scheduler!r}: {e}") from None
+        with client:
+            yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)
+        return
+    cluster, threads = dx.start_local_cluster(workers, device, dx.DEFAULT_RETRIES)
+    with cluster, Client(cluster) as client:
+        yield dx.DaskExecutor(client, meter_factory, data_root, torch_threads=threads,
+                              progress=progress)
+
+
+def check_executor_flags(kind: str, scheduler: str | None, workers: int | None) -> None:
+    if kind not in EXECUTORS:
+        raise MetabenchError(f"--executor: expected one of {', '.join(EXECUTORS)}, found {kind!r}")
+    if kind == "dask" and not scheduler:
+        raise MetabenchError("--executor dask: expected --scheduler ADDRESS "
+                             "(e.g. tcp://127.0.0.1:8786), found none")
+    if kind != "dask" and scheduler:
+        raise MetabenchError(f"--scheduler: only with --executor dask, found --executor {kind}")
+    if workers is not None and (kind != "dask-local" or workers < 1):
+        raise MetabenchError(f"--workers: expected a positive count with --executor dask-local, "
+                             f"found {workers} with --executor {kind}")
