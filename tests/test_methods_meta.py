@@ -30,8 +30,12 @@ def classification_episode(task: TaskSpec = CLASSIFICATION, seed: int = 0) -> Ep
     g = torch.Generator().manual_seed(seed)
     n_s, n_q = task.n_way * task.k_shot, task.n_way * task.n_query
     x = torch.rand(n_s + n_q, *task.x_shape, generator=g)
-    y = torch.cat([torch.arange(task.n_way).repeat_interleave(task.k_shot),
-                   torch.arange(task.n_way).repeat_interleave(task.n_query)])
+    y = torch.cat(
+        [
+            torch.arange(task.n_way).repeat_interleave(task.k_shot),
+            torch.arange(task.n_way).repeat_interleave(task.n_query),
+        ]
+    )
     return Episode(x[:n_s], y[:n_s], x[n_s:], y[n_s:])
 
 
@@ -70,18 +74,24 @@ def test_maml_meta_gradient_matches_finite_differences() -> None:
     ep = regression_episode()
     params = maml.meta_parameters()
     grad = meta_grad(maml, ep)
-    direction = torch.randn(grad.shape, generator=torch.Generator().manual_seed(1),
-                            dtype=torch.float64)
+    direction = torch.randn(
+        grad.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     eps = 1e-6
 
     def loss_at(t: float) -> float:
         with torch.no_grad():
             shifted, start = {}, 0
-            for (n, p) in maml.net.named_parameters():
+            for n, p in maml.net.named_parameters():
                 shifted[n] = p + t * direction[start : start + p.numel()].view_as(p)
                 start += p.numel()
-        adapted = maml.adapt_params({n: s.requires_grad_() for n, s in shifted.items()},
-                                    ep.support_x, ep.support_y, 2, create_graph=False)
+        adapted = maml.adapt_params(
+            {n: s.requires_grad_() for n, s in shifted.items()},
+            ep.support_x,
+            ep.support_y,
+            2,
+            create_graph=False,
+        )
         with torch.no_grad():
             out = forward(maml.net, adapted, ep.query_x)
         return float(task_loss(REGRESSION, out, ep.query_y))
@@ -98,20 +108,19 @@ def test_fomaml_equals_maml_with_detached_inner_gradients() -> None:
     fomaml = build("fomaml", inner_steps=1, inner_lr=0.1)
     ep = regression_episode()
     theta = dict(fomaml.net.named_parameters())
-    inner = task_loss(REGRESSION, functional_call(fomaml.net, theta, (ep.support_x,)),
-                      ep.support_y)
+    inner = task_loss(REGRESSION, functional_call(fomaml.net, theta, (ep.support_x,)), ep.support_y)
     g = torch.autograd.grad(inner, list(theta.values()))
     adapted = {n: p - 0.1 * gi.detach() for (n, p), gi in zip(theta.items(), g, strict=True)}
-    outer = task_loss(REGRESSION, functional_call(fomaml.net, adapted, (ep.query_x,)),
-                      ep.query_y)
+    outer = task_loss(REGRESSION, functional_call(fomaml.net, adapted, (ep.query_x,)), ep.query_y)
     expected = torch.cat([t.reshape(-1) for t in torch.autograd.grad(outer, list(theta.values()))])
     torch.testing.assert_close(meta_grad(fomaml, ep), expected)
 
 
 def test_reptile_update_equals_closed_form_for_one_task_and_step() -> None:
     eps_outer, alpha = 0.7, 0.05
-    reptile = build("reptile", meta_steps=1, meta_batch=1, inner_steps=1, inner_lr=alpha,
-                    outer_lr=eps_outer)
+    reptile = build(
+        "reptile", meta_steps=1, meta_batch=1, inner_steps=1, inner_lr=alpha, outer_lr=eps_outer
+    )
     ep = regression_episode()
     theta = {n: p.detach().clone() for n, p in reptile.net.named_parameters()}
     x, y = torch.cat([ep.support_x, ep.query_x]), torch.cat([ep.support_y, ep.query_y])
@@ -140,8 +149,11 @@ def test_anil_inner_loop_leaves_the_body_alone() -> None:
     assert anil.inner_names() == set(head)
     loss = task_loss(CLASSIFICATION, anil.query_scores(adapted, ep.query_x), ep.query_y)
     loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for n, p in anil.net.named_parameters() if n.startswith("0.") and "weight" in n)
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in anil.net.named_parameters()
+        if n.startswith("0.") and "weight" in n
+    )
 
 
 @pytest.mark.parametrize("name, owned", [("metasgd", "lrs"), ("learned_opt", "optimizer")])
@@ -167,8 +179,17 @@ def state_hash(method) -> str:
     return h.hexdigest()
 
 
-ALL_METHODS = ["protonet", "scratch", "maml", "fomaml", "reptile", "anil", "metasgd",
-               "learned_opt", "transfer"]
+ALL_METHODS = [
+    "protonet",
+    "scratch",
+    "maml",
+    "fomaml",
+    "reptile",
+    "anil",
+    "metasgd",
+    "learned_opt",
+    "transfer",
+]
 
 
 def test_every_method_is_registered() -> None:
