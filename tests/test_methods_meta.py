@@ -192,6 +192,9 @@ ALL_METHODS = [
 ]
 
 
+SMALL = {"protonet": {}, "scratch": {"steps": 2}, "transfer": {"steps": 2}}  # keep it quick
+
+
 def test_every_method_is_registered() -> None:
     assert set(ALL_METHODS) <= set(METHODS.names())
 
@@ -202,7 +205,8 @@ def test_adapt_never_changes_the_method(name: str, task: TaskSpec) -> None:
     cls = METHODS.get(name)
     if task.kind not in cls.task_kinds:
         pytest.skip(f"{name} does not support {task.kind}")
-    method = cls(task, cls.Params(), torch.device("cpu"), seed=0)
+    method = cls(task, cls.Params(**SMALL.get(name, {"test_inner_steps": 2})),
+                 torch.device("cpu"), seed=0)
     if task.kind == "classification":
         ep = classification_episode(task)
     else:
