@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.data.episodes import Episode, Shape
+from bench.data.episodes import Episode, EpisodeSampler, Shape
 from bench.methods import METHODS, TaskSpec
 from bench.methods.functional import forward
 from bench.methods.scratch import task_loss
+from bench.methods.transfer import ClassBatches
 
 REGRESSION = TaskSpec("regression", 1, 5, 5, (1,))
 CLASSIFICATION = TaskSpec("classification", 3, 2, 2, (1, 28, 28))
@@ -205,8 +207,9 @@ def test_adapt_never_changes_the_method(name: str, task: TaskSpec) -> None:
     cls = METHODS.get(name)
     if task.kind not in cls.task_kinds:
         pytest.skip(f"{name} does not support {task.kind}")
-    method = cls(task, cls.Params(**SMALL.get(name, {"test_inner_steps": 2})),
-                 torch.device("cpu"), seed=0)
+    method = cls(
+        task, cls.Params(**SMALL.get(name, {"test_inner_steps": 2})), torch.device("cpu"), seed=0
+    )
     if task.kind == "classification":
         ep = classification_episode(task)
     else:
@@ -217,3 +220,36 @@ def test_adapt_never_changes_the_method(name: str, task: TaskSpec) -> None:
     assert scores.shape == (len(ep.query_x), task.out_dim)
     assert torch.isfinite(scores).all()
     assert state_hash(method) == before
+
+
+class CountingSource:
+    """A classification source whose inputs encode (class, sample) for checking."""
+
+    kind = "classification"
+    x_shape = (2,)
+
+    def __init__(self, counts: list[int]) -> None:
+        self._counts = np.array(counts)
+
+    def counts(self, part: str) -> np.ndarray:
+        return self._counts
+
+    def gather(self, part: str, classes: np.ndarray, samples: np.ndarray) -> torch.Tensor:
+        c = np.broadcast_to(classes[:, None], samples.shape)
+        return torch.as_tensor(np.stack([c, samples], axis=-1), dtype=torch.float32)
+
+
+def test_transfer_batches_are_deterministic_and_valid() -> None:
+    source = CountingSource([3, 1, 5])
+    sampler = EpisodeSampler(source, "train", Shape(2, 1, 1), seed=4, stream_key="k")
+    batches = ClassBatches(sampler)
+    x, y = batches.batch(7, 200)
+    x2, y2 = ClassBatches(sampler).batch(7, 200)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(y, batches.batch(8, 200)[1])
+    assert torch.equal(x[:, 0].long(), y)  # the label is the gathered class
+    assert set(y.tolist()) == {0, 1, 2}
+    assert all(
+        0 <= s < c
+        for s, c in zip(x[:, 1].long().tolist(), source.counts("train")[y].tolist(), strict=True)
+    )
