@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.energy.base import TimeMeter
 from bench.run.grid import Cell
@@ -13,6 +14,16 @@ from bench.run.harness import run_cell
 from bench.suite import load_suite
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: these runs check learning, not speed, and on a shared 2-core
+    machine OpenMP's spinning thread pool makes small kernels many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def score(suite, method: str, data_root: Path) -> float:
