@@ -96,4 +96,11 @@ def should_checkpoint(step: int, every: int, last: int) -> bool:
 
 
 def register_builtin() -> None:
-    from bench.methods import protonet, scratch  # noqa: F401
+    from bench.methods import (  # noqa: F401
+        learned_opt,
+        maml,
+        protonet,
+        reptile,
+        scratch,
+        transfer,
+    )

@@ -1,0 +1,144 @@
+"""Time one second-order MAML meta-step: ours vs a learn2learn-style reference.
+
+Omniglot-shaped 5-way 1-shot tasks (random 28x28 inputs: the cost does not depend on the
+pixels), Conv-4 with batch-statistics BatchNorm, meta batch 32, one inner step, 15
+queries per class. The reference is written the way learn2learn users write MAML: per
+task a differentiable clone of the module (`clone_module`: every parameter `.clone()`d
+into a shallow module copy), the inner step with `torch.autograd.grad(create_graph=True)`
+assigned back into the clone (`update_module`), the query loss; one backward over the
+summed losses. FLOPs come from `torch.utils.flop_counter.FlopCounterMode`; the ceiling is
+a large float32 matmul timed in the same run on the same device.
+
+Last line: ratio=<reference time / our time> efficiency=<our FLOP/s / matmul FLOP/s>.
+Usage: python benchmarks/maml_step.py [--device cpu|cuda] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.data.episodes import Episode
+from bench.methods import METHODS, TaskSpec
+
+WAY, SHOT, QUERY, META_BATCH, INNER_LR = 5, 1, 15, 32, 0.4
+
+
+def tasks(device: torch.device, n: int = META_BATCH) -> list[Episode]:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(WAY)
+    out = []
+    for _ in range(n):
+        sx = torch.rand(WAY * SHOT, 1, 28, 28, generator=g)
+        qx = torch.rand(WAY * QUERY, 1, 28, 28, generator=g)
+        out.append(
+            Episode(
+                sx.to(device),
+                labels.repeat_interleave(SHOT).to(device),
+                qx.to(device),
+                labels.repeat_interleave(QUERY).to(device),
+            )
+        )
+    return out
+
+
+def ours(method, episodes: list[Episode]) -> None:
+    """One meta-step's gradient computation with our MAML (per-task backward)."""
+    for ep in episodes:
+        (method.task_meta_loss(ep) / len(episodes)).backward()
+
+
+def clone_module(module: nn.Module) -> nn.Module:
+    """learn2learn-style: a shallow copy of every submodule whose parameters are
+    differentiable clones of the originals."""
+    clone = copy.copy(module)
+    clone._parameters = {
+        n: (p.clone() if p is not None else None) for n, p in module._parameters.items()
+    }
+    clone._buffers = dict(module._buffers)
+    clone._modules = {n: clone_module(m) for n, m in module._modules.items()}
+    return clone
+
+
+def update_module(module: nn.Module, updates: dict[str, torch.Tensor]) -> None:
+    """Assign p - lr * g (non-leaf tensors) into the clone's parameter slots."""
+    for name, new in updates.items():
+        *path, leaf = name.split(".")
+        owner = module
+        for part in path:
+            owner = owner._modules[part]
+        owner._parameters[leaf] = new
+
+
+def reference(net: nn.Module, episodes: list[Episode]) -> None:
+    total = 0.0
+    for ep in episodes:
+        learner = clone_module(net)
+        named = dict(learner.named_parameters())
+        inner = F.cross_entropy(learner(ep.support_x), ep.support_y)
+        grads = torch.autograd.grad(inner, list(named.values()), create_graph=True)
+        update_module(
+            learner, {n: p - INNER_LR * g for (n, p), g in zip(named.items(), grads, strict=True)}
+        )
+        total = total + F.cross_entropy(learner(ep.query_x), ep.query_y)
+    (total / len(episodes)).backward()
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Best of `repeats` wall times in seconds (best: the machine is shared and noisy)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def matmul_flops_per_s(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    return 2 * n**3 / timed(lambda: a @ b, device, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    task = TaskSpec("classification", WAY, SHOT, QUERY, (1, 28, 28))
+    cls = METHODS.get("maml")
+    method = cls(task, cls.Params(inner_lr=INNER_LR, inner_steps=1), device, seed=0)
+    net = method.net  # the same network, weights and BatchNorm convention for both
+    episodes = tasks(device)
+
+    ours(method, episodes[:2])  # warm-up (allocator, kernels)
+    reference(net, episodes[:2])
+    # Interleaved so that both see the same machine load (best of `repeats` each).
+    t_ours, t_ref = float("inf"), float("inf")
+    for _ in range(args.repeats):
+        t_ours = min(t_ours, timed(lambda: ours(method, episodes), device, 1))
+        t_ref = min(t_ref, timed(lambda: reference(net, episodes), device, 1))
+    with FlopCounterMode(display=False) as counter:
+        ours(method, episodes)
+    flops = counter.get_total_flops()
+    ceiling = matmul_flops_per_s(device)
+    print(f"device={device} threads={torch.get_num_threads()} meta_batch={META_BATCH}")
+    print(f"ours      {t_ours * 1000:8.1f} ms  {flops / t_ours / 1e9:7.1f} GFLOP/s")
+    print(f"reference {t_ref * 1000:8.1f} ms  {flops / t_ref / 1e9:7.1f} GFLOP/s")
+    print(f"meta-step {flops / 1e9:.2f} GFLOP; matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
+    print(f"ratio={t_ref / t_ours:.2f} efficiency={flops / t_ours / ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()
