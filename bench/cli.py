@@ -111,8 +111,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("methods:")
     for name in METHODS.names():
         cls = METHODS.get(name)
-        doc = ((cls.__module__ and sys.modules[cls.__module__].__doc__) or "").strip()
-        print(f"  {name:<12} {doc.splitlines()[0] if doc else ''}")
+        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        print(f"  {name:<12} {summary}")
     print("datasets:", ", ".join(DATASETS.names()))
     print("profiles:", ", ".join(PROFILES))
     return 0

@@ -102,6 +102,8 @@ def unflatten(flat: torch.Tensor, like: Tensors) -> Tensors:
 
 @METHODS.register("learned_opt")
 class LearnedOptimizer(MAML):
+    """Model-based: a coordinate-wise LSTM (Ravi & Larochelle 2017) outputs the updates."""
+
     name = "learned_opt"
     Params = LearnedOptParams
 

@@ -52,7 +52,8 @@ def train_episodes(train: EpisodeSampler, train_query: int) -> EpisodeSampler:
 
 @METHODS.register("maml")
 class MAML(Method):
-    """Second-order MAML; subclasses change what moves in the inner loop and how."""
+    """MAML (Finn et al. 2017), second order; subclasses change what moves in the inner
+    loop and how."""
 
     name = "maml"
     Params = MAMLParams

@@ -40,6 +40,8 @@ def logits(features: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
 
 @METHODS.register("protonet")
 class ProtoNet(Method):
+    """Prototypical Networks (Snell et al. 2017): nearest class-mean embedding."""
+
     name = "protonet"
     Params = ProtoNetParams
     task_kinds = ("classification",)

@@ -37,6 +37,8 @@ def reptile_update(theta: Tensors, adapted: list[Tensors], eps: float) -> Tensor
 
 @METHODS.register("reptile")
 class Reptile(MAML):
+    """Reptile (Nichol et al. 2018): move the initialisation towards task-adapted weights."""
+
     name = "reptile"
     Params = ReptileParams
 

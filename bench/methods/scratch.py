@@ -39,6 +39,8 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 @METHODS.register("scratch")
 class Scratch(Method):
+    """From scratch: a fresh network per task, trained on its support set only."""
+
     name = "scratch"
     Params = ScratchParams
     choices = {"optimizer": ("adam", "sgd")}

@@ -88,6 +88,8 @@ class ClassBatches:
 
 @METHODS.register("transfer")
 class Transfer(Method):
+    """Transfer (Chen et al. 2019): supervised pretraining, then a new head per task."""
+
     name = "transfer"
     Params = TransferParams
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"head": ("linear", "cosine")}

@@ -130,14 +130,6 @@ def chunk_size(seconds_per_episode: float) -> int:
     return int(min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(MIN_WINDOW_S / seconds_per_episode))))
 
 
-def chunks(n: int, size: int) -> list[range]:
-    """0..n-1 in chunks of `size`; a short remainder joins the last chunk."""
-    starts = list(range(0, n, size))
-    if len(starts) > 1 and n - starts[-1] < size:
-        starts.pop()
-    return [range(s, e) for s, e in zip(starts, [*starts[1:], n])]
-
-
 class CellRunner:
     """Runs one cell against one meter, collecting windows, checkpoints and scores."""
 
