@@ -6,6 +6,10 @@ VENV ?= .venv
 TORCH ?= torch>=2.11,<2.15
 PROFILE ?= standard
 BENCH_OUT ?= reports/bench-$(PROFILE)
+# Data root: $METABENCH_DATA, else a shared/data folder beside the checkout if there is one,
+# else metabench's default (the user cache, downloading what is missing).
+DATA_DIR ?= $(firstword $(METABENCH_DATA) $(wildcard ../shared/data))
+DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -21,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: install
-	$(VENV)/bin/metabench run suites/*.toml --profile $(PROFILE) --out $(BENCH_OUT)
+	$(VENV)/bin/metabench run suites/*.toml --profile $(PROFILE) --out $(BENCH_OUT) $(DATA_FLAG)
 
 test: install
 	$(PY) -m pytest -m "not slow" -q

@@ -26,7 +26,7 @@ def suite_file(tmp_path: Path) -> Path:
 
 def command(suite: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "bench.cli", "run", str(suite), "--profile", "smoke",
-            "--seeds", SEEDS, "--out", str(out), "--no-progress", "--data-dir", str(out.parent)]
+            "--methods", "scratch", "--seeds", SEEDS, "--out", str(out), "--no-progress", "--data-dir", str(out.parent)]
 
 
 def done_cells(ledger: Path) -> int:
