@@ -20,6 +20,7 @@ from bench.methods.base import METHODS, CheckpointFn, Method, Params, should_che
 class ProtoNetParams(Params):
     meta_steps: int = 400
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": anneal to 0 over meta_steps (short budgets)
     train_way: int = 60
     train_shot: int = 5
     train_query: int = 5
@@ -45,6 +46,7 @@ class ProtoNet(Method):
     name = "protonet"
     Params = ProtoNetParams
     task_kinds = ("classification",)
+    choices = {"lr_schedule": ("constant", "cosine")}
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
@@ -56,6 +58,8 @@ class ProtoNet(Method):
         p = self.params
         episodes = train.with_shape(Shape(p.train_way, p.train_shot, p.train_query))
         optimizer = torch.optim.Adam(self.encoder.parameters(), lr=p.lr)
+        schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, p.meta_steps)
+                    if p.lr_schedule == "cosine" else None)
         for step in range(1, p.meta_steps + 1):
             self.encoder.train()
             ep = episodes.episode(step - 1)
@@ -66,6 +70,8 @@ class ProtoNet(Method):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule:
+                schedule.step()
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
 
