@@ -28,7 +28,8 @@ def int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, found {text!r}") from None
+            f"expected comma-separated integers, found {text!r}"
+        ) from None
 
 
 def str_list(text: str) -> list[str]:
@@ -50,29 +51,47 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--executor", default="local", choices=["local", "dask", "dask-local"],
-                     help="local: cells in this process (default); dask: an existing Dask "
-                     "cluster (--scheduler); dask-local: a one-node Dask cluster (--workers)")
+    run.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "dask", "dask-local"],
+        help="local: cells in this process (default); dask: an existing Dask "
+        "cluster (--scheduler); dask-local: a one-node Dask cluster (--workers)",
+    )
     run.add_argument("--scheduler", help="Dask scheduler address for --executor dask")
-    run.add_argument("--workers", type=int,
-                     help="workers for --executor dask-local (default: one per GPU, or per core)")
-    run.add_argument("--country", help="ISO 3166-1 alpha-3 code for the carbon intensity "
-                     "(default: codecarbon's config, else the world average)")
-    run.add_argument("--region", help="region within --country where codecarbon has data "
-                     "(e.g. a US state)")
-    run.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
-                     help="explicit carbon intensity in gCO2e/kWh (overrides --country)")
-    run.add_argument("--pue", type=float, default=1.0,
-                     help="power usage effectiveness of the site (default 1.0)")
-    run.add_argument("--sample-hz", type=float, default=20.0,
-                     help="power sampler rate in Hz (default 20)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="workers for --executor dask-local (default: one per GPU, or per core)",
+    )
+    run.add_argument(
+        "--country",
+        help="ISO 3166-1 alpha-3 code for the carbon intensity "
+        "(default: codecarbon's config, else the world average)",
+    )
+    run.add_argument(
+        "--region", help="region within --country where codecarbon has data (e.g. a US state)"
+    )
+    run.add_argument(
+        "--carbon-intensity",
+        type=float,
+        metavar="G_PER_KWH",
+        help="explicit carbon intensity in gCO2e/kWh (overrides --country)",
+    )
+    run.add_argument(
+        "--pue", type=float, default=1.0, help="power usage effectiveness of the site (default 1.0)"
+    )
+    run.add_argument(
+        "--sample-hz", type=float, default=20.0, help="power sampler rate in Hz (default 20)"
+    )
 
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
 
-    meters = sub.add_parser("meters", help="every energy meter on this machine, with a "
-                            "live reading")
+    meters = sub.add_parser(
+        "meters", help="every energy meter on this machine, with a live reading"
+    )
     meters.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     meters.add_argument("--seconds", type=float, default=3.0, help="live reading length")
     return parser
@@ -82,8 +101,9 @@ def resolve_device(flag: str) -> str:
     import torch
 
     if flag == "cuda" and not torch.cuda.is_available():
-        raise MetabenchError("--device: expected a visible CUDA device, found none "
-                             "(use --device cpu or auto)")
+        raise MetabenchError(
+            "--device: expected a visible CUDA device, found none (use --device cpu or auto)"
+        )
     if flag == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return flag
@@ -106,8 +126,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("suites:")
     for name, path in available_suites().items():
         s = load_suite(path, "standard")
-        print(f"  {name:<20} {s.dataset}/{s.split} {s.task}, {s.n_way}-way {s.k_shot}-shot, "
-              f"methods: {', '.join(m.name for m in s.methods)}")
+        print(
+            f"  {name:<20} {s.dataset}/{s.split} {s.task}, {s.n_way}-way {s.k_shot}-shot, "
+            f"methods: {', '.join(m.name for m in s.methods)}"
+        )
     print("methods:")
     for name in METHODS.names():
         cls = METHODS.get(name)
@@ -141,13 +163,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = ledger.start_run(command, snapshot(device))
     ledger.write_carbon(run_id, carbon)
     meter_factory = functools.partial(build_meter, device, sample_hz=args.sample_hz)
-    with open_executor(args.executor, meter_factory, data_root, device=device,
-                       scheduler=args.scheduler, workers=args.workers,
-                       progress=not args.no_progress) as executor:
+    with open_executor(
+        args.executor,
+        meter_factory,
+        data_root,
+        device=device,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=not args.no_progress,
+    ) as executor:
         summary = executor.execute(cells, ledger, run_id)
     out = write_report(run_dir)
-    print(f"{summary.done} cells run, {summary.skipped} already done, "
-          f"{summary.failed} failed; report: {out}")
+    print(
+        f"{summary.done} cells run, {summary.skipped} already done, "
+        f"{summary.failed} failed; report: {out}"
+    )
     return 1 if summary.failed else 0
 
 
@@ -169,23 +199,46 @@ def cmd_meters(args: argparse.Namespace) -> int:
 
 
 def format_inventory(infos: list) -> str:
-    rows = [("meter", "available", "kind", "source", "components", "resolution", "update",
-             "why not / how to fix")]
+    rows = [
+        (
+            "meter",
+            "available",
+            "kind",
+            "source",
+            "components",
+            "resolution",
+            "update",
+            "why not / how to fix",
+        )
+    ]
     for i in infos:
         why = "; fix: ".join(x for x in (i.reason, i.fix) if x)
-        rows.append((i.name, "yes" if i.available else "no", i.kind, i.source,
-                     ",".join(i.components) or "-", i.resolution,
-                     f"{i.update_period_s:g} s" if i.update_period_s else "-", why))
+        rows.append(
+            (
+                i.name,
+                "yes" if i.available else "no",
+                i.kind,
+                i.source,
+                ",".join(i.components) or "-",
+                i.resolution,
+                f"{i.update_period_s:g} s" if i.update_period_s else "-",
+                why,
+            )
+        )
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=False)) + "  " + r[-1]
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=False)) + "  " + r[-1]
+        for r in rows
+    )
 
 
 def format_live(m) -> str:
     lines = [f"live reading over {m.seconds:.2f} s:"]
     for comp, j in m.joules_by_component.items():
-        lines.append(f"  {comp:<10} {j / m.seconds:8.2f} W  {j:9.2f} J  "
-                     f"[{m.source_by_component[comp]}, {m.samples_by_component[comp]} samples]")
+        lines.append(
+            f"  {comp:<10} {j / m.seconds:8.2f} W  {j:9.2f} J  "
+            f"[{m.source_by_component[comp]}, {m.samples_by_component[comp]} samples]"
+        )
     if not m.joules_by_component:
         lines.append("  no meter measures energy on this machine")
     lines += [f"  warning: {x}" for x in m.warnings]
@@ -202,8 +255,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report,
-                "meters": cmd_meters}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report, "meters": cmd_meters}[
+            args.command
+        ](args)
     except MetabenchError as e:
         print(f"metabench: error: {e}", file=sys.stderr)
         return 2

@@ -68,7 +68,10 @@ CREATE TABLE IF NOT EXISTS samples (
 # concurrently on the same CPU package (their CPU/DRAM energy is shared). cells.torch_threads:
 # torch's intra-op threads (CPU scores are bit-identical only at equal thread counts).
 ADDED_CELL_COLUMNS = {
-    "worker": "TEXT", "host": "TEXT", "gpu_uuid": "TEXT", "exclusive_energy": "INTEGER",
+    "worker": "TEXT",
+    "host": "TEXT",
+    "gpu_uuid": "TEXT",
+    "exclusive_energy": "INTEGER",
     "torch_threads": "INTEGER",
 }
 BASE_CELL_COLUMNS = (
@@ -103,8 +106,10 @@ class Ledger:
     def start_run(self, command: str, environment: dict) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         with self.connect() as con:
-            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
-                        (run_id, time.time(), command, json.dumps(environment)))
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?)",
+                (run_id, time.time(), command, json.dumps(environment)),
+            )
         return run_id
 
     def done_keys(self) -> set[str]:
@@ -113,8 +118,9 @@ class Ledger:
         with self.connect() as con:
             return {k for (k,) in con.execute("SELECT cell_key FROM cells WHERE status='done'")}
 
-    def write_cell(self, run_id: str, result: CellResult,
-                   placement: Placement | None = None) -> None:
+    def write_cell(
+        self, run_id: str, result: CellResult, placement: Placement | None = None
+    ) -> None:
         """All rows of one cell in one transaction (with where it ran, if given)."""
         cell, suite = result.cell, result.cell.suite
         con = self.connect()
@@ -122,34 +128,80 @@ class Ledger:
             with con:
                 self._delete(con, cell.key)
                 con.execute(
-                    f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES ("
-                    + ", ".join("?" * 27) + ")",
-                    (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
-                     suite.dataset, suite.split, suite.task, suite.n_way, suite.k_shot,
-                     suite.n_query, suite.n_test_episodes, suite.target_score, cell.method,
-                     json.dumps(cell.params, sort_keys=True), cell.params_hash, cell.seed,
-                     cell.device, suite.score_name, result.fingerprint, result.score_mean,
-                     result.score_ci95, "done", None, result.started_at, result.finished_at))
+                    f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
+                    (
+                        cell.key,
+                        run_id,
+                        suite.name,
+                        suite.path,
+                        suite.sha256,
+                        suite.profile,
+                        suite.dataset,
+                        suite.split,
+                        suite.task,
+                        suite.n_way,
+                        suite.k_shot,
+                        suite.n_query,
+                        suite.n_test_episodes,
+                        suite.target_score,
+                        cell.method,
+                        json.dumps(cell.params, sort_keys=True),
+                        cell.params_hash,
+                        cell.seed,
+                        cell.device,
+                        suite.score_name,
+                        result.fingerprint,
+                        result.score_mean,
+                        result.score_ci95,
+                        "done",
+                        None,
+                        result.started_at,
+                        result.finished_at,
+                    ),
+                )
                 con.executemany(
                     "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(cell.key, w.phase, w.index, w.n_items, w.step, w.measurement.name,
-                      w.measurement.start_s, w.measurement.seconds,
-                      json.dumps(dict(w.measurement.joules_by_component)),
-                      json.dumps(dict(w.measurement.source_by_component)),
-                      json.dumps(dict(w.measurement.samples_by_component)),
-                      json.dumps(list(w.measurement.warnings)),
-                      json.dumps(dict(w.measurement.details))) for w in result.windows])
+                    [
+                        (
+                            cell.key,
+                            w.phase,
+                            w.index,
+                            w.n_items,
+                            w.step,
+                            w.measurement.name,
+                            w.measurement.start_s,
+                            w.measurement.seconds,
+                            json.dumps(dict(w.measurement.joules_by_component)),
+                            json.dumps(dict(w.measurement.source_by_component)),
+                            json.dumps(dict(w.measurement.samples_by_component)),
+                            json.dumps(list(w.measurement.warnings)),
+                            json.dumps(dict(w.measurement.details)),
+                        )
+                        for w in result.windows
+                    ],
+                )
                 con.executemany(
                     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                    [(cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
-                     for c in result.checkpoints])
-                con.executemany("INSERT INTO episodes VALUES (?, ?, ?)",
-                                [(cell.key, i, s) for i, s in enumerate(result.episode_scores)])
-                con.executemany("INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
-                                [(cell.key, i, n, v) for i, n, v in result.episode_metrics])
-                con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                                [(cell.key, r.t, r.component, r.kind, r.watts, r.phase)
-                                 for r in getattr(result, "trace", ())])
+                    [
+                        (cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
+                        for c in result.checkpoints
+                    ],
+                )
+                con.executemany(
+                    "INSERT INTO episodes VALUES (?, ?, ?)",
+                    [(cell.key, i, s) for i, s in enumerate(result.episode_scores)],
+                )
+                con.executemany(
+                    "INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
+                    [(cell.key, i, n, v) for i, n, v in result.episode_metrics],
+                )
+                con.executemany(
+                    "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (cell.key, r.t, r.component, r.kind, r.watts, r.phase)
+                        for r in getattr(result, "trace", ())
+                    ],
+                )
                 write_placement(con, cell.key, placement)
         finally:
             con.close()
@@ -158,14 +210,18 @@ class Ledger:
         """The run's idle baseline: one row per component (bench.energy.idle.IdlePower)."""
         with self._transaction() as con:
             con.execute("DELETE FROM idle WHERE run_id = ?", (run_id,))
-            con.executemany("INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
-                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
+            con.executemany(
+                "INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
+                [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle],
+            )
 
     def write_carbon(self, run_id: str, carbon) -> None:
         """The run's carbon intensity, its source and PUE (bench.energy.carbon)."""
         with self._transaction() as con:
-            con.execute("INSERT OR REPLACE INTO carbon VALUES (?, ?, ?, ?, ?)",
-                        (run_id, carbon.g_per_kwh, carbon.source, carbon.pue, carbon.region))
+            con.execute(
+                "INSERT OR REPLACE INTO carbon VALUES (?, ?, ?, ?, ?)",
+                (run_id, carbon.g_per_kwh, carbon.source, carbon.pue, carbon.region),
+            )
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -176,8 +232,9 @@ class Ledger:
         finally:
             con.close()
 
-    def write_failure(self, run_id: str, cell, error: str,
-                      placement: Placement | None = None) -> None:
+    def write_failure(
+        self, run_id: str, cell, error: str, placement: Placement | None = None
+    ) -> None:
         """A cell that raised: recorded as failed (a re-run tries it again)."""
         suite = cell.suite
         con = self.connect()
@@ -188,8 +245,21 @@ class Ledger:
                     "INSERT INTO cells (cell_key, run_id, suite, suite_path, suite_sha256, "
                     "profile, method, params_hash, seed, device, status, error, finished_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
-                    (cell.key, run_id, suite.name, suite.path, suite.sha256, suite.profile,
-                     cell.method, cell.params_hash, cell.seed, cell.device, error, time.time()))
+                    (
+                        cell.key,
+                        run_id,
+                        suite.name,
+                        suite.path,
+                        suite.sha256,
+                        suite.profile,
+                        cell.method,
+                        cell.params_hash,
+                        cell.seed,
+                        cell.device,
+                        error,
+                        time.time(),
+                    ),
+                )
                 write_placement(con, cell.key, placement)
         finally:
             con.close()
@@ -199,13 +269,14 @@ class Ledger:
         run's: the first worker to report a component wins (the workers of one host share
         its CPU package; GPU components are distinct by UUID)."""
         with self._transaction() as con:
-            con.executemany("INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
-                            [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle])
+            con.executemany(
+                "INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
+                [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle],
+            )
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:
-        for table in ("cells", "windows", "checkpoints", "episodes", "episode_metrics",
-                      "samples"):
+        for table in ("cells", "windows", "checkpoints", "episodes", "episode_metrics", "samples"):
             con.execute(f"DELETE FROM {table} WHERE cell_key = ?", (key,))
 
     def table(self, name: str) -> pd.DataFrame:
@@ -232,5 +303,12 @@ def write_placement(con: sqlite3.Connection, key: str, placement: Placement | No
     con.execute(
         "UPDATE cells SET worker = ?, host = ?, gpu_uuid = ?, exclusive_energy = ?, "
         "torch_threads = ? WHERE cell_key = ?",
-        (placement.worker, placement.host, placement.gpu_uuid,
-         int(placement.exclusive_energy), placement.torch_threads, key))
+        (
+            placement.worker,
+            placement.host,
+            placement.gpu_uuid,
+            int(placement.exclusive_energy),
+            placement.torch_threads,
+            key,
+        ),
+    )

@@ -164,8 +164,11 @@ def check_type(where: str, key: str, value: Any, expected: type | tuple[type, ..
     # bool is an int subclass in Python; a count of `true` is a mistake.
     ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
     if not ok:
-        names = expected.__name__ if isinstance(expected, type) else " or ".join(
-            t.__name__ for t in expected)
+        names = (
+            expected.__name__
+            if isinstance(expected, type)
+            else " or ".join(t.__name__ for t in expected)
+        )
         raise input_error(where, key, f"a value of type {names}", value)
     if key.rsplit(".", 1)[-1] in COUNT_KEYS and value <= 0:
         raise input_error(where, key, "a positive count", value)
@@ -193,35 +196,49 @@ def check_keys(where: str, prefix: str, table: dict, schema: Schema) -> None:
 def check_protocol(where: str, data: dict, dataset: Any) -> None:
     """Task kind, split, episode shape against what the dataset can give."""
     if data["task"] not in dataset.task_kinds:
-        raise input_error(where, "task", f"one of {dataset.task_kinds} for {data['dataset']}",
-                          data["task"])
+        raise input_error(
+            where, "task", f"one of {dataset.task_kinds} for {data['dataset']}", data["task"]
+        )
     if data["split"] not in dataset.splits:
         raise MetabenchError(
             f"{where}: key 'split': expected one of {dataset.splits}, found "
             f"{data['split']!r}{did_you_mean(data['split'], dataset.splits)}"
         )
     seeds = data["seeds"]
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                            for s in seeds):
+    if not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
         raise input_error(where, "seeds", "a non-empty list of non-negative integers", seeds)
     for part in ("test", "val"):
         n_classes = dataset.n_classes(data["split"], part)
         if data["n_way"] > n_classes:
-            raise input_error(where, "n_way", f"at most {n_classes} (classes in the "
-                              f"{data['split']} {part} part)", data["n_way"])
+            raise input_error(
+                where,
+                "n_way",
+                f"at most {n_classes} (classes in the {data['split']} {part} part)",
+                data["n_way"],
+            )
     if data["task"] == "regression" and data["n_way"] != 1:
         raise input_error(where, "n_way", "1 for a regression task", data["n_way"])
     per_class = dataset.samples_per_class
     if per_class is not None and data["k_shot"] + data["n_query"] > per_class:
-        raise input_error(where, "k_shot + n_query", f"at most {per_class} (samples per class "
-                          f"of {data['dataset']})", data["k_shot"] + data["n_query"])
+        raise input_error(
+            where,
+            "k_shot + n_query",
+            f"at most {per_class} (samples per class of {data['dataset']})",
+            data["k_shot"] + data["n_query"],
+        )
 
 
 def check_method(where: str, name: str, data: dict) -> None:
     cls = METHODS.get(name, where=f"{where}: key 'methods.{name}'")
     if data["task"] not in cls.task_kinds:
-        raise input_error(where, f"methods.{name}", f"a method for {data['task']} tasks "
-                          f"({name} supports {', '.join(cls.task_kinds)})", name)
+        raise input_error(
+            where,
+            f"methods.{name}",
+            f"a method for {data['task']} tasks ({name} supports {', '.join(cls.task_kinds)})",
+            name,
+        )
     check_params(where, f"methods.{name}", cls, data["methods"][name])
 
 
@@ -235,8 +252,9 @@ def check_params(where: str, prefix: str, cls: Any, params: dict) -> None:
                 f"{did_you_mean(key, list(fields))}; expected one of {', '.join(fields)}"
             )
         default = fields[key].default
-        expected: type | tuple[type, ...] = (int, float) if isinstance(default, float) \
-            else type(default)
+        expected: type | tuple[type, ...] = (
+            (int, float) if isinstance(default, float) else type(default)
+        )
         check_type(where, full, value, expected)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             low = fields[key].metadata.get("min")
@@ -261,8 +279,11 @@ def check_profile(where: str, pname: str, profile: dict, data: dict, dataset: An
 
 
 def resolve(path: Path, sha256: str, data: dict, profile: str) -> Suite:
-    prof = {**PROFILE_DEFAULTS, **{k: v for k, v in data.items() if k == "n_val_episodes"},
-            **data["profiles"][profile]}
+    prof = {
+        **PROFILE_DEFAULTS,
+        **{k: v for k, v in data.items() if k == "n_val_episodes"},
+        **data["profiles"][profile],
+    }
     overrides = prof.get("methods", {})
     methods = tuple(
         MethodConfig(name, METHODS.get(name).Params(**{**params, **overrides.get(name, {})}))

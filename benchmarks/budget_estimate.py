@@ -67,13 +67,18 @@ def main() -> None:
         for config in suite.methods:
             cell = Cell(suite, config.name, suite.seeds[0], "cpu")
             per_step, per_episode = time_cell(cell, data_root, args.steps, args.episodes)
-            n_episodes = suite.n_checkpoints * suite.n_val_episodes * bool(
-                config.params.meta_steps) + suite.n_test_episodes
+            n_episodes = (
+                suite.n_checkpoints * suite.n_val_episodes * bool(config.params.meta_steps)
+                + suite.n_test_episodes
+            )
             cell_s = config.params.meta_steps * per_step + n_episodes * per_episode
             suite_s += cell_s
-            print(f"{suite.name:<28} {config.name:<12} meta {config.params.meta_steps:>5} x "
-                  f"{per_step * 1e3:8.1f} ms  episodes {n_episodes:>4} x {per_episode * 1e3:7.1f} ms"
-                  f"  = {cell_s:7.1f} s", flush=True)
+            print(
+                f"{suite.name:<28} {config.name:<12} meta {config.params.meta_steps:>5} x "
+                f"{per_step * 1e3:8.1f} ms  episodes {n_episodes:>4} x {per_episode * 1e3:7.1f} ms"
+                f"  = {cell_s:7.1f} s",
+                flush=True,
+            )
         print(f"{suite.name:<28} {'TOTAL':<12} {suite_s / 60:.1f} min", flush=True)
         total_s += suite_s
     print(f"threads={torch.get_num_threads()} total_min={total_s / 60:.1f}")

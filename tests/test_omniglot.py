@@ -39,8 +39,10 @@ def test_split_sizes_and_disjointness(raw, split):
     chars = {part: set(rows[:, 0].tolist()) for part, rows in source.parts.items()}
     assert not chars["train"] & chars["test"] and not chars["val"] & chars["test"]
     assert not chars["train"] & chars["val"]
-    assert all(np.array_equal(np.bincount(rows[:, 1]), [len(rows) // 4] * 4)
-               for rows in source.parts.values())
+    assert all(
+        np.array_equal(np.bincount(rows[:, 1]), [len(rows) // 4] * 4)
+        for rows in source.parts.values()
+    )
 
 
 def test_rotations_are_classes(raw):

@@ -25,8 +25,24 @@ def suite_file(tmp_path: Path) -> Path:
 
 
 def command(suite: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.cli", "run", str(suite), "--profile", "smoke",
-            "--methods", "scratch", "--seeds", SEEDS, "--out", str(out), "--no-progress", "--data-dir", str(out.parent)]
+    return [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(suite),
+        "--profile",
+        "smoke",
+        "--methods",
+        "scratch",
+        "--seeds",
+        SEEDS,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--data-dir",
+        str(out.parent),
+    ]
 
 
 def done_cells(ledger: Path) -> int:
@@ -43,7 +59,9 @@ def episode_scores(out: Path) -> pd.DataFrame:
     with sqlite3.connect(out / "ledger.sqlite") as con:
         return pd.read_sql_query(
             "SELECT c.seed, c.fingerprint, e.idx, e.score FROM episodes e "
-            "JOIN cells c USING (cell_key) ORDER BY c.seed, e.idx", con)
+            "JOIN cells c USING (cell_key) ORDER BY c.seed, e.idx",
+            con,
+        )
 
 
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
@@ -51,8 +69,9 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     suite = suite_file(tmp_path)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
 
-    proc = subprocess.Popen(command(suite, killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(suite, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while done_cells(killed / "ledger.sqlite") < 1 and time.time() < deadline:
         assert proc.poll() is None, "the run ended before it could be killed"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.data.episodes import EpisodeSampler, Shape, draw_class_episode
 from bench.data.sinusoid import SinusoidSource
@@ -75,3 +77,26 @@ def test_sinusoid_episode_follows_the_maml_task_family():
         ep = sampler.episode(i)
         expected = amplitude * np.sin(ep.query_x.double().numpy() - phase)
         assert np.allclose(ep.query_y.numpy(), expected, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_classes=st.integers(1, 40),
+    per_class=st.integers(1, 25),
+    n_way=st.integers(1, 10),
+    k_shot=st.integers(1, 5),
+    n_query=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_class_episodes_are_valid_for_any_shape(n_classes, per_class, n_way, k_shot, n_query, seed):
+    """Either a valid episode (distinct classes, distinct in-range samples) or a clear error."""
+    counts = np.full(n_classes, per_class)
+    shape = Shape(n_way, k_shot, n_query)
+    if n_way > n_classes or k_shot + n_query > per_class:
+        with pytest.raises(ValueError):
+            draw_class_episode(np.random.default_rng(seed), counts, shape)
+        return
+    classes, samples = draw_class_episode(np.random.default_rng(seed), counts, shape)
+    assert len(set(classes.tolist())) == n_way and classes.max() < n_classes
+    assert samples.shape == (n_way, k_shot + n_query) and samples.max() < per_class
+    assert all(len(set(row.tolist())) == k_shot + n_query for row in samples)

@@ -74,13 +74,21 @@ def test_unknown_top_level_key_suggests(tmp_path):
 
 
 def test_unknown_hyperparameter_suggests(tmp_path):
-    expect_error(tmp_path, BASE.replace("lr = 0.001", "lrr = 0.001"),
-                 "'methods.protonet.lrr'", "did you mean 'lr'")
+    expect_error(
+        tmp_path,
+        BASE.replace("lr = 0.001", "lrr = 0.001"),
+        "'methods.protonet.lrr'",
+        "did you mean 'lr'",
+    )
 
 
 def test_unknown_profile_hyperparameter(tmp_path):
-    expect_error(tmp_path, BASE.replace("meta_steps = 5", "meta_stpes = 5"),
-                 "'profiles.smoke.methods.protonet.meta_stpes'", "meta_steps")
+    expect_error(
+        tmp_path,
+        BASE.replace("meta_steps = 5", "meta_stpes = 5"),
+        "'profiles.smoke.methods.protonet.meta_stpes'",
+        "meta_steps",
+    )
 
 
 def test_wrong_type(tmp_path):
@@ -92,8 +100,9 @@ def test_bool_is_not_a_count(tmp_path):
 
 
 def test_wrong_hyperparameter_type(tmp_path):
-    expect_error(tmp_path, BASE.replace("steps = 10", 'steps = "ten"'),
-                 "'methods.scratch.steps'", "int")
+    expect_error(
+        tmp_path, BASE.replace("steps = 10", 'steps = "ten"'), "'methods.scratch.steps'", "int"
+    )
 
 
 @pytest.mark.parametrize("key", ["n_way", "k_shot", "n_query", "n_test_episodes"])
@@ -103,8 +112,9 @@ def test_non_positive_counts(tmp_path, key):
 
 
 def test_non_positive_hyperparameter(tmp_path):
-    expect_error(tmp_path, BASE.replace("lr = 0.001", "lr = -1.0"),
-                 "'methods.protonet.lr'", "positive")
+    expect_error(
+        tmp_path, BASE.replace("lr = 0.001", "lr = -1.0"), "'methods.protonet.lr'", "positive"
+    )
 
 
 def test_n_way_larger_than_classes_in_split(tmp_path):
@@ -112,18 +122,22 @@ def test_n_way_larger_than_classes_in_split(tmp_path):
 
 
 def test_too_many_samples_per_class(tmp_path):
-    expect_error(tmp_path, BASE.replace("n_query = 15", "n_query = 20"),
-                 "'k_shot + n_query'", "20")
+    expect_error(tmp_path, BASE.replace("n_query = 15", "n_query = 20"), "'k_shot + n_query'", "20")
 
 
 def test_unknown_method(tmp_path):
-    expect_error(tmp_path, BASE.replace("[methods.scratch]", "[methods.scrach]"),
-                 "methods.scrach", "did you mean 'scratch'")
+    expect_error(
+        tmp_path,
+        BASE.replace("[methods.scratch]", "[methods.scrach]"),
+        "methods.scrach",
+        "did you mean 'scratch'",
+    )
 
 
 def test_unknown_dataset(tmp_path):
-    expect_error(tmp_path, BASE.replace('"omniglot"', '"omniglott"'),
-                 "'dataset'", "did you mean 'omniglot'")
+    expect_error(
+        tmp_path, BASE.replace('"omniglot"', '"omniglott"'), "'dataset'", "did you mean 'omniglot'"
+    )
 
 
 def test_unknown_split(tmp_path):
@@ -139,14 +153,22 @@ def test_missing_required_key(tmp_path):
 
 
 def test_protonet_is_classification_only(tmp_path):
-    text = (BASE.replace('"omniglot"', '"sinusoid"').replace('"vinyals"', '"default"')
-            .replace('"classification"', '"regression"').replace("n_way = 5", "n_way = 1"))
+    text = (
+        BASE.replace('"omniglot"', '"sinusoid"')
+        .replace('"vinyals"', '"default"')
+        .replace('"classification"', '"regression"')
+        .replace("n_way = 5", "n_way = 1")
+    )
     expect_error(tmp_path, text, "'methods.protonet'", "classification")
 
 
 def test_invalid_choice(tmp_path):
-    expect_error(tmp_path, BASE.replace("steps = 10", 'steps = 10\noptimizer = "adagrad"'),
-                 "'methods.scratch.optimizer'", "adam")
+    expect_error(
+        tmp_path,
+        BASE.replace("steps = 10", 'steps = 10\noptimizer = "adagrad"'),
+        "'methods.scratch.optimizer'",
+        "adam",
+    )
 
 
 def test_syntax_error(tmp_path):

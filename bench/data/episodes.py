@@ -128,8 +128,9 @@ class EpisodeSampler:
 
     def with_shape(self, shape: Shape) -> EpisodeSampler:
         """The same part and seed with another episode shape (e.g. 60-way training)."""
-        return EpisodeSampler(self.source, self.part, shape, self.seed, self.stream_key,
-                              self.device)
+        return EpisodeSampler(
+            self.source, self.part, shape, self.seed, self.stream_key, self.device
+        )
 
     def rng(self, index: int) -> np.random.Generator:
         s = self.shape

@@ -88,7 +88,9 @@ def read_npz(path: Path) -> RawOmniglot:
         packed, shape = z["images_packed"], tuple(int(v) for v in z["image_shape"])
         alphabets, char_alpha, char_names = z["alphabet_names"], z["char_alphabet"], z["char_names"]
     except (OSError, KeyError, ValueError) as e:
-        raise MetabenchError(f"{path}: expected an Omniglot packed npz, found unreadable ({e})")
+        raise MetabenchError(
+            f"{path}: expected an Omniglot packed npz, found unreadable ({e})"
+        ) from None
     small = np.empty((shape[0], shape[1], IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for start in range(0, shape[0], 64):
         bits = np.unpackbits(packed[start : start + 64], axis=-1, count=shape[3]).astype(bool)
@@ -137,9 +139,10 @@ def download(name: str, dest: Path) -> Path:
     target = dest / f"{name}.zip"
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=60) as r, tempfile.NamedTemporaryFile(
-            dir=dest, delete=False
-        ) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=60) as r,
+            tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp,
+        ):
             shutil.copyfileobj(r, tmp)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise MetabenchError(

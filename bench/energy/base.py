@@ -46,8 +46,9 @@ class Measurement:
     # mappingproxy does not pickle, and measurements travel from Dask workers to the driver:
     # pickle plain dicts and wrap them again on arrival.
     def __getstate__(self) -> dict:
-        return {k: dict(v) if isinstance(v, MappingProxyType) else v
-                for k, v in self.__dict__.items()}
+        return {
+            k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in self.__dict__.items()
+        }
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():

@@ -68,8 +68,9 @@ class TextEncoder(nn.Module):
     available to MAML-family methods.
     """
 
-    def __init__(self, n_ids: int = TEXT_WORD_IDS + TEXT_CHAR_BUCKETS,
-                 dim: int = TEXT_EMBED_DIM) -> None:
+    def __init__(
+        self, n_ids: int = TEXT_WORD_IDS + TEXT_CHAR_BUCKETS, dim: int = TEXT_EMBED_DIM
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(n_ids, dim, padding_idx=0)
         self.proj = nn.Linear(dim, dim)

@@ -7,6 +7,7 @@ with 60-way episodes); at test time BatchNorm uses its running statistics (eval 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ class ProtoNet(Method):
     name = "protonet"
     Params = ProtoNetParams
     task_kinds = ("classification",)
-    choices = {"lr_schedule": ("constant", "cosine")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"lr_schedule": ("constant", "cosine")}
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
@@ -58,15 +59,19 @@ class ProtoNet(Method):
         p = self.params
         episodes = train.with_shape(Shape(p.train_way, p.train_shot, p.train_query))
         optimizer = torch.optim.Adam(self.encoder.parameters(), lr=p.lr)
-        schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, p.meta_steps)
-                    if p.lr_schedule == "cosine" else None)
+        schedule = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, p.meta_steps)
+            if p.lr_schedule == "cosine"
+            else None
+        )
         for step in range(1, p.meta_steps + 1):
             self.encoder.train()
             ep = episodes.episode(step - 1)
             features = self.encoder(torch.cat([ep.support_x, ep.query_x]))
             support, query = features[: len(ep.support_y)], features[len(ep.support_y) :]
-            loss = F.cross_entropy(logits(query, prototypes(support, ep.support_y, p.train_way)),
-                                   ep.query_y)
+            loss = F.cross_entropy(
+                logits(query, prototypes(support, ep.support_y, p.train_way)), ep.query_y
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ class Scratch(Method):
 
     name = "scratch"
     Params = ScratchParams
-    choices = {"optimizer": ("adam", "sgd")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"optimizer": ("adam", "sgd")}
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)

@@ -34,8 +34,9 @@ class RunSummary:
 class LocalExecutor:
     """Cells in order in this process, with a progress bar per cell and for the run."""
 
-    def __init__(self, meter_factory: Callable[[], Meter], data_root: Path,
-                 progress: bool = True) -> None:
+    def __init__(
+        self, meter_factory: Callable[[], Meter], data_root: Path, progress: bool = True
+    ) -> None:
         self.meter_factory = meter_factory
         self.data_root = data_root
         self.progress = progress
@@ -54,16 +55,31 @@ class LocalExecutor:
             getattr(meter, "close", lambda: None)()  # stops the sampler thread
         return summary
 
-    def _cells(self, todo: list[Cell], meter: Meter, ledger: Ledger, run_id: str,
-               summary: RunSummary) -> None:
+    def _cells(
+        self, todo: list[Cell], meter: Meter, ledger: Ledger, run_id: str, summary: RunSummary
+    ) -> None:
         disable = not self.progress
-        total = tqdm(total=sum(cell_work(c) for c in todo), desc="run", unit="step",
-                     position=0, disable=disable, file=sys.stderr, dynamic_ncols=True)
+        total = tqdm(
+            total=sum(cell_work(c) for c in todo),
+            desc="run",
+            unit="step",
+            position=0,
+            disable=disable,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         with total:
             for cell in todo:
-                with tqdm(total=cell_work(cell), desc=cell.label, unit="step", position=1,
-                          leave=False, disable=disable, file=sys.stderr,
-                          dynamic_ncols=True) as bar:
+                with tqdm(
+                    total=cell_work(cell),
+                    desc=cell.label,
+                    unit="step",
+                    position=1,
+                    leave=False,
+                    disable=disable,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                ) as bar:
 
                     def tick(n: int, bar=bar) -> None:
                         bar.update(n)
@@ -74,13 +90,17 @@ class LocalExecutor:
                     except Exception:  # a broken cell is recorded; the run goes on
                         ledger.write_failure(run_id, cell, traceback.format_exc())
                         summary.failed += 1
-                        tqdm.write(f"FAILED {cell.label}:\n{traceback.format_exc()}",
-                                   file=sys.stderr)
+                        tqdm.write(
+                            f"FAILED {cell.label}:\n{traceback.format_exc()}", file=sys.stderr
+                        )
                         continue
                 ledger.write_cell(run_id, result, here(cell.device))
                 summary.done += 1
-                tqdm.write(f"{cell.label}: {result.cell.suite.score_name} "
-                           f"{result.score_mean:.4f} +- {result.score_ci95:.4f}", file=sys.stderr)
+                tqdm.write(
+                    f"{cell.label}: {result.cell.suite.score_name} "
+                    f"{result.score_mean:.4f} +- {result.score_ci95:.4f}",
+                    file=sys.stderr,
+                )
 
 
 def record_idle(meter: Meter, ledger: Ledger, run_id: str, cells: list[Cell]) -> None:
@@ -97,9 +117,16 @@ EXECUTORS = ("local", "dask", "dask-local")
 
 
 @contextlib.contextmanager
-def open_executor(kind: str, meter_factory: Callable[[], Meter], data_root: Path, *,
-                  device: str = "cpu", scheduler: str | None = None,
-                  workers: int | None = None, progress: bool = True) -> Iterator:
+def open_executor(
+    kind: str,
+    meter_factory: Callable[[], Meter],
+    data_root: Path,
+    *,
+    device: str = "cpu",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Iterator:
     """The executor for `--executor KIND`; a Dask client (and a LocalCluster for
     dask-local) lives as long as the context."""
     check_executor_flags(kind, scheduler, workers)
@@ -120,18 +147,22 @@ def open_executor(kind: str, meter_factory: Callable[[], Meter], data_root: Path
         return
     cluster, threads = dx.start_local_cluster(workers, device, dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as client:
-        yield dx.DaskExecutor(client, meter_factory, data_root, torch_threads=threads,
-                              progress=progress)
+        yield dx.DaskExecutor(
+            client, meter_factory, data_root, torch_threads=threads, progress=progress
+        )
 
 
 def check_executor_flags(kind: str, scheduler: str | None, workers: int | None) -> None:
     if kind not in EXECUTORS:
         raise MetabenchError(f"--executor: expected one of {', '.join(EXECUTORS)}, found {kind!r}")
     if kind == "dask" and not scheduler:
-        raise MetabenchError("--executor dask: expected --scheduler ADDRESS "
-                             "(e.g. tcp://127.0.0.1:8786), found none")
+        raise MetabenchError(
+            "--executor dask: expected --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786), found none"
+        )
     if kind != "dask" and scheduler:
         raise MetabenchError(f"--scheduler: only with --executor dask, found --executor {kind}")
     if workers is not None and (kind != "dask-local" or workers < 1):
-        raise MetabenchError(f"--workers: expected a positive count with --executor dask-local, "
-                             f"found {workers} with --executor {kind}")
+        raise MetabenchError(
+            f"--workers: expected a positive count with --executor dask-local, "
+            f"found {workers} with --executor {kind}"
+        )

@@ -33,8 +33,14 @@ class Cell:
 
     @property
     def key(self) -> str:
-        parts = [self.suite.sha256, self.suite.profile, self.method, self.params_hash,
-                 str(self.seed), self.device]
+        parts = [
+            self.suite.sha256,
+            self.suite.profile,
+            self.method,
+            self.params_hash,
+            str(self.seed),
+            self.device,
+        ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     @property
@@ -51,8 +57,11 @@ def expand_grid(
         names = [m.name for m in suite.methods]
         chosen = names if not methods else [m for m in methods if m in names]
         if methods:
-            unknown = [m for m in methods if m not in names and all(
-                m not in [x.name for x in s.methods] for s in suites)]
+            unknown = [
+                m
+                for m in methods
+                if m not in names and all(m not in [x.name for x in s.methods] for s in suites)
+            ]
             if unknown:
                 raise MetabenchError(
                     f"--methods: expected methods of the chosen suites ({', '.join(names)}), "

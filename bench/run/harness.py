@@ -100,8 +100,15 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
         part: EpisodeSampler(source, part, suite.shape, cell.seed, suite.episode_key, cell.device)
         for part in ("train", "val", "test")
     }
-    task = TaskSpec(suite.task, suite.n_way, suite.k_shot, suite.n_query, source.x_shape,
-                    getattr(source, "y_dim", 1), getattr(source, "backbone", "auto"))
+    task = TaskSpec(
+        suite.task,
+        suite.n_way,
+        suite.k_shot,
+        suite.n_query,
+        source.x_shape,
+        getattr(source, "y_dim", 1),
+        getattr(source, "backbone", "auto"),
+    )
     config = suite.method(cell.method)
     method = METHODS.get(cell.method)(task, config.params, torch.device(cell.device), cell.seed)
     return method, samplers
@@ -133,12 +140,19 @@ def chunk_size(seconds_per_episode: float) -> int:
 class CellRunner:
     """Runs one cell against one meter, collecting windows, checkpoints and scores."""
 
-    def __init__(self, cell: Cell, meter: Meter, data_root: Path,
-                 tick: Callable[[int], None] = lambda n: None) -> None:
+    def __init__(
+        self,
+        cell: Cell,
+        meter: Meter,
+        data_root: Path,
+        tick: Callable[[int], None] = lambda n: None,
+    ) -> None:
         self.cell, self.meter, self.tick = cell, meter, tick
         self.method, self.samplers = build(cell, data_root)
         self.suite = cell.suite
-        self.result = CellResult(cell, self.samplers["test"].fingerprint(self.suite.n_test_episodes))
+        self.result = CellResult(
+            cell, self.samplers["test"].fingerprint(self.suite.n_test_episodes)
+        )
         self._counts: dict[str, int] = {}
         self._meta = {"seconds": 0.0, "joules": 0.0, "measured": True, "step": 0}
 
@@ -155,8 +169,10 @@ class CellRunner:
         self.meta_train()
         self.deploy()
         self.result.finished_at = time.time()
-        spans = [Span(w.phase, w.measurement.start_s, w.measurement.start_s + w.measurement.seconds)
-                 for w in self.result.windows]
+        spans = [
+            Span(w.phase, w.measurement.start_s, w.measurement.start_s + w.measurement.seconds)
+            for w in self.result.windows
+        ]
         self.result.trace = trace_rows(drain(), spans)
         return self.result
 
@@ -169,9 +185,14 @@ class CellRunner:
 
         def checkpoint(step: int) -> None:
             self.close_meta_window(step)
-            self.result.checkpoints.append(Checkpoint(
-                step, self.validate(step), self._meta["seconds"],
-                self._meta["joules"] if self._meta["measured"] else None))
+            self.result.checkpoints.append(
+                Checkpoint(
+                    step,
+                    self.validate(step),
+                    self._meta["seconds"],
+                    self._meta["joules"] if self._meta["measured"] else None,
+                )
+            )
             self._window = self.meter.begin("meta_train")
 
         self.method.meta_train(self.samplers["train"], checkpoint, every)
@@ -216,20 +237,26 @@ class CellRunner:
             with self.meter.window("predict") as w:
                 outputs = [self.method.predict(a, e.query_x) for a, e in zip(adapted, episodes)]
             self.record("predict", len(chunk), step, w.measurement)
-            shorter_s = min(self.result.windows[-1].measurement.seconds,
-                            self.result.windows[-2].measurement.seconds)
+            shorter_s = min(
+                self.result.windows[-1].measurement.seconds,
+                self.result.windows[-2].measurement.seconds,
+            )
             size = chunk_size(shorter_s / len(chunk))
             self.result.episode_scores += [
-                episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
+                episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)
+            ]
             if extra is not None:  # outside every window: evaluation, not deployment cost
                 self.result.episode_metrics += [
-                    (i, name, float(v)) for i, k, a in zip(chunk, keys, adapted, strict=True)
-                    for name, v in extra(self.method, a, k).items()]
+                    (i, name, float(v))
+                    for i, k, a in zip(chunk, keys, adapted, strict=True)
+                    for name, v in extra(self.method, a, k).items()
+                ]
             self.tick(len(chunk))
 
 
-def run_cell(cell: Cell, meter: Meter, data_root: Path,
-             tick: Callable[[int], None] = lambda n: None) -> CellResult:
+def run_cell(
+    cell: Cell, meter: Meter, data_root: Path, tick: Callable[[int], None] = lambda n: None
+) -> CellResult:
     """Run one cell: meta_train with validation checkpoints, then the deploy phase."""
     return CellRunner(cell, meter, data_root, tick).run()
 
