@@ -39,8 +39,10 @@ def main() -> None:
     assert torch.allclose(fast(x), plain(x), atol=1e-4)
     t_plain = seconds_per_step(plain, x, args.repeats)
     t_fast = seconds_per_step(fast, x, args.repeats)
-    print(f"{args.images} images fwd+bwd: NCHW {t_plain * 1e3:.1f} ms, "
-          f"channels_last {t_fast * 1e3:.1f} ms")
+    print(
+        f"{args.images} images fwd+bwd: NCHW {t_plain * 1e3:.1f} ms, "
+        f"channels_last {t_fast * 1e3:.1f} ms"
+    )
     print(f"ratio={t_plain / t_fast:.2f}")
 
 
