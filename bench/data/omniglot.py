@@ -13,10 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import DATASETS, default_cache_dir
+from bench.data.download import fetch_verified, file_digest
 from bench.errors import MetabenchError
 
 PARTS_FILES = ("images_background", "images_evaluation")
@@ -61,11 +59,7 @@ class RawOmniglot:
 
 
 def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def resize_ink(ink: np.ndarray, size: int = IMAGE_SIZE, chunk: int = 64) -> np.ndarray:
@@ -135,28 +129,14 @@ def read_zip(path: Path, expected_md5: str | None) -> RawOmniglot:
 
 def download(name: str, dest: Path) -> Path:
     """Fetch <name>.zip from the official repository into dest/, verified by MD5."""
-    url = f"{URL_BASE}{name}.zip"
-    target = dest / f"{name}.zip"
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        with (
-            urllib.request.urlopen(url, timeout=60) as r,
-            tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp,
-        ):
-            shutil.copyfileobj(r, tmp)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise MetabenchError(
-            f"{dest}: expected {name}.npz or {name}.zip, found neither, and the download of "
-            f"{url} failed ({e}); {HOW_TO_POINT}"
-        ) from None
-    tmp_path = Path(tmp.name)
-    if (found := md5sum(tmp_path)) != ARCHIVE_MD5[name]:
-        tmp_path.unlink()
-        raise MetabenchError(
-            f"{url}: expected MD5 {ARCHIVE_MD5[name]}, found {found}; {HOW_TO_POINT}"
-        )
-    tmp_path.replace(target)
-    return target
+    return fetch_verified(
+        f"{URL_BASE}{name}.zip",
+        dest / f"{name}.zip",
+        "md5",
+        ARCHIVE_MD5[name],
+        f"{name}.npz or {name}.zip",
+        HOW_TO_POINT,
+    )
 
 
 def read_archive(folder: Path, name: str) -> RawOmniglot:

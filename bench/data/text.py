@@ -22,13 +22,8 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import json
 import re
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -38,6 +33,7 @@ import numpy as np
 import torch
 
 from bench.data import DATASETS
+from bench.data.download import fetch_verified, file_digest
 from bench.errors import MetabenchError
 
 # Official repositories, pinned to the commits the shared data folder was taken from.
@@ -85,34 +81,19 @@ class Corpus:
 
 
 def sha256sum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def download(name: str, filename: str, dest: Path) -> Path:
     """Fetch URL_BASES[name] + filename into dest/, kept only if its SHA-256 matches."""
-    url = URL_BASES[name] + filename
-    expected = FILE_SHA256[name][filename]
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        with (
-            urllib.request.urlopen(url, timeout=60) as r,
-            tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp,
-        ):
-            shutil.copyfileobj(r, tmp)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise MetabenchError(
-            f"{dest / filename}: expected the file, found it missing, and the download of "
-            f"{url} failed ({e}); {HOW_TO_POINT.format(name=name)}"
-        ) from None
-    tmp_path = Path(tmp.name)
-    if (found := sha256sum(tmp_path)) != expected:
-        tmp_path.unlink()
-        raise MetabenchError(f"{url}: expected SHA-256 {expected}, found {found}")
-    return tmp_path.replace(dest / filename)
+    return fetch_verified(
+        URL_BASES[name] + filename,
+        dest / filename,
+        "sha256",
+        FILE_SHA256[name][filename],
+        filename,
+        HOW_TO_POINT.format(name=name),
+    )
 
 
 def verified_folder(root: Path, name: str) -> Path:
