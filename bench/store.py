@@ -123,88 +123,84 @@ class Ledger:
     ) -> None:
         """All rows of one cell in one transaction (with where it ran, if given)."""
         cell, suite = result.cell, result.cell.suite
-        con = self.connect()
-        try:
-            with con:
-                self._delete(con, cell.key)
-                con.execute(
-                    f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
+        with self._transaction() as con:
+            self._delete(con, cell.key)
+            con.execute(
+                f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
+                (
+                    cell.key,
+                    run_id,
+                    suite.name,
+                    suite.path,
+                    suite.sha256,
+                    suite.profile,
+                    suite.dataset,
+                    suite.split,
+                    suite.task,
+                    suite.n_way,
+                    suite.k_shot,
+                    suite.n_query,
+                    suite.n_test_episodes,
+                    suite.target_score,
+                    cell.method,
+                    json.dumps(cell.params, sort_keys=True),
+                    cell.params_hash,
+                    cell.seed,
+                    cell.device,
+                    suite.score_name,
+                    result.fingerprint,
+                    result.score_mean,
+                    result.score_ci95,
+                    "done",
+                    None,
+                    result.started_at,
+                    result.finished_at,
+                ),
+            )
+            con.executemany(
+                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         cell.key,
-                        run_id,
-                        suite.name,
-                        suite.path,
-                        suite.sha256,
-                        suite.profile,
-                        suite.dataset,
-                        suite.split,
-                        suite.task,
-                        suite.n_way,
-                        suite.k_shot,
-                        suite.n_query,
-                        suite.n_test_episodes,
-                        suite.target_score,
-                        cell.method,
-                        json.dumps(cell.params, sort_keys=True),
-                        cell.params_hash,
-                        cell.seed,
-                        cell.device,
-                        suite.score_name,
-                        result.fingerprint,
-                        result.score_mean,
-                        result.score_ci95,
-                        "done",
-                        None,
-                        result.started_at,
-                        result.finished_at,
-                    ),
-                )
-                con.executemany(
-                    "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            cell.key,
-                            w.phase,
-                            w.index,
-                            w.n_items,
-                            w.step,
-                            w.measurement.name,
-                            w.measurement.start_s,
-                            w.measurement.seconds,
-                            json.dumps(dict(w.measurement.joules_by_component)),
-                            json.dumps(dict(w.measurement.source_by_component)),
-                            json.dumps(dict(w.measurement.samples_by_component)),
-                            json.dumps(list(w.measurement.warnings)),
-                            json.dumps(dict(w.measurement.details)),
-                        )
-                        for w in result.windows
-                    ],
-                )
-                con.executemany(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
-                        for c in result.checkpoints
-                    ],
-                )
-                con.executemany(
-                    "INSERT INTO episodes VALUES (?, ?, ?)",
-                    [(cell.key, i, s) for i, s in enumerate(result.episode_scores)],
-                )
-                con.executemany(
-                    "INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
-                    [(cell.key, i, n, v) for i, n, v in result.episode_metrics],
-                )
-                con.executemany(
-                    "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (cell.key, r.t, r.component, r.kind, r.watts, r.phase)
-                        for r in getattr(result, "trace", ())
-                    ],
-                )
-                write_placement(con, cell.key, placement)
-        finally:
-            con.close()
+                        w.phase,
+                        w.index,
+                        w.n_items,
+                        w.step,
+                        w.measurement.name,
+                        w.measurement.start_s,
+                        w.measurement.seconds,
+                        json.dumps(dict(w.measurement.joules_by_component)),
+                        json.dumps(dict(w.measurement.source_by_component)),
+                        json.dumps(dict(w.measurement.samples_by_component)),
+                        json.dumps(list(w.measurement.warnings)),
+                        json.dumps(dict(w.measurement.details)),
+                    )
+                    for w in result.windows
+                ],
+            )
+            con.executemany(
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                [
+                    (cell.key, c.step, c.val_score, c.meta_seconds, c.meta_joules)
+                    for c in result.checkpoints
+                ],
+            )
+            con.executemany(
+                "INSERT INTO episodes VALUES (?, ?, ?)",
+                [(cell.key, i, s) for i, s in enumerate(result.episode_scores)],
+            )
+            con.executemany(
+                "INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
+                [(cell.key, i, n, v) for i, n, v in result.episode_metrics],
+            )
+            con.executemany(
+                "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (cell.key, r.t, r.component, r.kind, r.watts, r.phase)
+                    for r in getattr(result, "trace", ())
+                ],
+            )
+            write_placement(con, cell.key, placement)
 
     def write_idle(self, run_id: str, idle: list) -> None:
         """The run's idle baseline: one row per component (bench.energy.idle.IdlePower)."""
@@ -237,32 +233,28 @@ class Ledger:
     ) -> None:
         """A cell that raised: recorded as failed (a re-run tries it again)."""
         suite = cell.suite
-        con = self.connect()
-        try:
-            with con:
-                self._delete(con, cell.key)
-                con.execute(
-                    "INSERT INTO cells (cell_key, run_id, suite, suite_path, suite_sha256, "
-                    "profile, method, params_hash, seed, device, status, error, finished_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
-                    (
-                        cell.key,
-                        run_id,
-                        suite.name,
-                        suite.path,
-                        suite.sha256,
-                        suite.profile,
-                        cell.method,
-                        cell.params_hash,
-                        cell.seed,
-                        cell.device,
-                        error,
-                        time.time(),
-                    ),
-                )
-                write_placement(con, cell.key, placement)
-        finally:
-            con.close()
+        with self._transaction() as con:
+            self._delete(con, cell.key)
+            con.execute(
+                "INSERT INTO cells (cell_key, run_id, suite, suite_path, suite_sha256, "
+                "profile, method, params_hash, seed, device, status, error, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
+                (
+                    cell.key,
+                    run_id,
+                    suite.name,
+                    suite.path,
+                    suite.sha256,
+                    suite.profile,
+                    cell.method,
+                    cell.params_hash,
+                    cell.seed,
+                    cell.device,
+                    error,
+                    time.time(),
+                ),
+            )
+            write_placement(con, cell.key, placement)
 
     def write_worker_idle(self, run_id: str, idle: list) -> None:
         """A Dask worker's idle baseline (bench.energy.idle.IdlePower rows), added to the
@@ -281,11 +273,8 @@ class Ledger:
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole table as a DataFrame (the report reads the ledger only through this)."""
-        con = self.connect()
-        try:
+        with self._transaction() as con:
             return pd.read_sql_query(f"SELECT * FROM {name}", con)
-        finally:
-            con.close()
 
 
 def migrate(con: sqlite3.Connection) -> None:

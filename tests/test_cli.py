@@ -51,18 +51,9 @@ SUMMARY_COLUMNS = {
 )
 def test_smoke_run_writes_results_and_summary(tmp_path, data_root, suite, methods, score):
     out = tmp_path / "run"
-    done = metabench(
-        "run",
-        suite,
-        "--profile",
-        "smoke",
-        "--methods",
-        ",".join(sorted(methods)),
-        "--out",
-        str(out),
-        "--no-progress",
-        data_root=data_root,
-    )
+    args = ["run", suite, "--profile", "smoke", "--methods", ",".join(sorted(methods))]
+    args += ["--out", str(out), "--no-progress"]
+    done = metabench(*args, data_root=data_root)
     assert done.returncode == 0, done.stderr
     results = pd.read_csv(out / "results.csv")
     summary = pd.read_csv(out / "summary.csv")
@@ -72,18 +63,7 @@ def test_smoke_run_writes_results_and_summary(tmp_path, data_root, suite, method
     assert (summary["score_name"] == score).all()
     assert {"adapt", "predict"} <= set(results["phase"])
     # a re-run of the same command resumes: nothing left to do
-    again = metabench(
-        "run",
-        suite,
-        "--profile",
-        "smoke",
-        "--methods",
-        ",".join(sorted(methods)),
-        "--out",
-        str(out),
-        "--no-progress",
-        data_root=data_root,
-    )
+    again = metabench(*args, data_root=data_root)
     assert again.returncode == 0 and "0 cells run" in again.stdout
 
 

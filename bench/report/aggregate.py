@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bench.stats import ci95
+
 PHASES = ("meta_train", "validate", "adapt", "predict")
 DEPLOY_PHASES = ("adapt", "predict")
 BASELINES = ("scratch", "transfer")
@@ -84,11 +86,6 @@ def n_value(label: str, n_test: int) -> float:
 def lower_is_better(task_or_score: str) -> bool:
     """Regression scores (MSE) improve downwards; accuracy upwards."""
     return task_or_score in ("regression", "mse")
-
-
-def ci95(values: pd.Series) -> float:
-    n = len(values)
-    return float(1.96 * values.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
 
 
 def _json(text: object, default: object) -> object:

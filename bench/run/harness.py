@@ -35,6 +35,7 @@ from bench.energy.base import Measurement, Meter, is_bad
 from bench.energy.trace import Span, TraceRow, trace_rows
 from bench.methods import METHODS, Method, TaskSpec
 from bench.run.grid import Cell
+from bench.stats import ci95
 from bench.suite import Suite
 
 MIN_CHUNK = 32
@@ -78,12 +79,6 @@ class CellResult:
     @property
     def score_ci95(self) -> float:
         return ci95(self.episode_scores)
-
-
-def ci95(values: list[float] | np.ndarray) -> float:
-    """Half-width of the 95% confidence interval: 1.96 * std(ddof=1) / sqrt(n)."""
-    v = np.asarray(values, dtype=float)
-    return float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
 @functools.lru_cache(maxsize=4)
