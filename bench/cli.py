@@ -7,6 +7,7 @@ no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import shlex
@@ -48,6 +49,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--seeds", type=int_list, help="comma-separated seeds (default: suite's)")
     run.add_argument("--profile", default="standard", choices=["smoke", "standard", "paper"])
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    run.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="override the suites' precision (bf16 autocast is fast on GPUs and on CPUs with "
+        "AMX or AVX512-BF16, slow elsewhere)",
+    )
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -153,6 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_executor_flags(args.executor, args.scheduler, args.workers)
     suites = [load_suite(s, args.profile) for s in args.suites]
+    if args.precision:
+        suites = [dataclasses.replace(s, precision=args.precision) for s in suites]
     data_root = resolve_data_root(args.data_dir)
     device = resolve_device(args.device)
     cells = expand_grid(suites, args.methods, args.seeds, device)

@@ -67,12 +67,14 @@ CREATE TABLE IF NOT EXISTS samples (
 # this cell ran (local sequential runs, GPU cells that own their GPU), 0 when cells ran
 # concurrently on the same CPU package (their CPU/DRAM energy is shared). cells.torch_threads:
 # torch's intra-op threads (CPU scores are bit-identical only at equal thread counts).
+# cells.precision: the suite's precision (fp32, or bf16 autocast; NULL before it existed = fp32).
 ADDED_CELL_COLUMNS = {
     "worker": "TEXT",
     "host": "TEXT",
     "gpu_uuid": "TEXT",
     "exclusive_energy": "INTEGER",
     "torch_threads": "INTEGER",
+    "precision": "TEXT",
 }
 BASE_CELL_COLUMNS = (
     "cell_key, run_id, suite, suite_path, suite_sha256, profile, dataset, split, task, n_way, "
@@ -126,7 +128,9 @@ class Ledger:
         with self._transaction() as con:
             self._delete(con, cell.key)
             con.execute(
-                f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
+                f"INSERT INTO cells ({BASE_CELL_COLUMNS}, precision) VALUES ("
+                + ", ".join("?" * 28)
+                + ")",
                 (
                     cell.key,
                     run_id,
@@ -155,6 +159,7 @@ class Ledger:
                     None,
                     result.started_at,
                     result.finished_at,
+                    suite.precision,
                 ),
             )
             con.executemany(

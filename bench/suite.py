@@ -54,9 +54,14 @@ PROFILE_KEYS = {
     "n_val_episodes": (int, False),
     "n_checkpoints": (int, False),
     "idle_s": ((int, float), False),
+    "precision": (str, False),
     "methods": (dict, False),
 }
-PROFILE_DEFAULTS = {"n_val_episodes": 100, "n_checkpoints": 10, "idle_s": 10.0}
+PROFILE_DEFAULTS = {"n_val_episodes": 100, "n_checkpoints": 10, "idle_s": 10.0, "precision": "fp32"}
+# fp32, or bf16 autocast around every method's backbone (parameters and optimizer state
+# stay fp32). One setting per suite and profile, so every method of a suite runs at the
+# same precision; it is stored with each cell and shown in the report.
+PRECISIONS = ("fp32", "bf16")
 COUNT_KEYS = {"n_way", "k_shot", "n_query", "n_test_episodes", "n_val_episodes", "n_checkpoints"}
 
 
@@ -88,6 +93,7 @@ class Suite:
     target_score: float
     methods: tuple[MethodConfig, ...]
     description: str = ""
+    precision: str = "fp32"
 
     @property
     def shape(self) -> Shape:
@@ -268,6 +274,10 @@ def check_params(where: str, prefix: str, cls: Any, params: dict) -> None:
 def check_profile(where: str, pname: str, profile: dict, data: dict, dataset: Any) -> None:
     prefix = f"profiles.{pname}"
     check_keys(where, prefix, profile, PROFILE_KEYS)
+    if profile.get("precision", "fp32") not in PRECISIONS:
+        raise input_error(
+            where, f"{prefix}.precision", f"one of {PRECISIONS}", profile["precision"]
+        )
     for name, params in profile.get("methods", {}).items():
         if name not in data["methods"]:
             raise MetabenchError(
@@ -308,4 +318,5 @@ def resolve(path: Path, sha256: str, data: dict, profile: str) -> Suite:
         target_score=float(data["target_score"]),
         methods=methods,
         description=data.get("description", ""),
+        precision=prof["precision"],
     )

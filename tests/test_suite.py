@@ -178,3 +178,14 @@ def test_syntax_error(tmp_path):
 def test_unknown_suite_name_suggests():
     with pytest.raises(MetabenchError, match="did you mean 'omniglot-5w1s'"):
         load_suite("omniglot-5w1", "smoke")
+
+
+def test_precision_defaults_to_fp32_and_is_set_per_profile(tmp_path):
+    text = BASE.replace("[profiles.standard]", '[profiles.standard]\nprecision = "bf16"')
+    assert load_suite(write(tmp_path, text), "standard").precision == "bf16"
+    assert load_suite(write(tmp_path, text), "smoke").precision == "fp32"
+
+
+def test_unknown_precision(tmp_path):
+    text = BASE.replace("[profiles.smoke]", '[profiles.smoke]\nprecision = "fp16"')
+    expect_error(tmp_path, text, "'profiles.smoke.precision'", "bf16", "'fp16'")

@@ -15,12 +15,39 @@ from bench.data.text import TEXT_CHAR_BUCKETS, TEXT_WORD_IDS
 from bench.methods.base import TaskSpec
 
 
+def autocast(x: torch.Tensor, precision: str):
+    """bf16 autocast on x's device for precision "bf16" (matmuls and convolutions run in
+    bf16, parameters and their gradients stay fp32); a no-op for "fp32"."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def features_out(out: torch.Tensor, precision: str) -> torch.Tensor:
+    """bf16 features back to fp32 for the heads and losses; fp32/fp64 pass unchanged."""
+    return out.float() if precision == "bf16" else out
+
+
+class ChannelsLastConv2d(nn.Conv2d):
+    """A Conv2d whose weight always reaches oneDNN with NHWC strides.
+
+    A [out, 1, k, k] weight (one input channel) is contiguous in both layouts, so after a
+    functional update (MAML's inner loop) its strides may read as NCHW; the convolution
+    then takes the NCHW path and the whole network runs 2x slower (measured on the
+    first Conv-4 layer). Copying such a weight into NHWC strides costs out*k*k floats.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.stride(1) != 1 or not w.is_contiguous(memory_format=torch.channels_last):
+            w = torch.empty_like(w, memory_format=torch.channels_last).copy_(w)
+        return self._conv_forward(x, w, self.bias)
+
+
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """conv 3x3, BatchNorm, ReLU, maxpool 2. The pool runs before the ReLU: max and ReLU
     commute (ReLU is monotone), so the output is identical and the ReLU touches 4x fewer
     values."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        ChannelsLastConv2d(in_channels, out_channels, 3, padding=1),
         nn.BatchNorm2d(out_channels),
         nn.MaxPool2d(2),
         nn.ReLU(),
@@ -30,8 +57,9 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class Conv4(nn.Module):
     """4 x [conv 3x3 (64), BatchNorm, ReLU, maxpool 2]; [n, c, 28, 28] -> features [n, 64]."""
 
-    def __init__(self, in_channels: int = 1, hidden: int = 64) -> None:
+    def __init__(self, in_channels: int = 1, hidden: int = 64, precision: str = "fp32") -> None:
         super().__init__()
+        self.precision = precision
         self.blocks = nn.Sequential(
             conv_block(in_channels, hidden),
             conv_block(hidden, hidden),
@@ -44,14 +72,19 @@ class Conv4(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x.contiguous(memory_format=torch.channels_last)).flatten(1)
+        with autocast(x, self.precision):
+            out = self.blocks(x.contiguous(memory_format=torch.channels_last))
+        return features_out(out.flatten(1), self.precision)
 
 
 class MLP(nn.Module):
     """ReLU MLP (40-40 for sinusoid, as in MAML); [n, in] -> features [n, hidden[-1]]."""
 
-    def __init__(self, in_features: int, hidden: tuple[int, ...] = (40, 40)) -> None:
+    def __init__(
+        self, in_features: int, hidden: tuple[int, ...] = (40, 40), precision: str = "fp32"
+    ) -> None:
         super().__init__()
+        self.precision = precision
         layers: list[nn.Module] = []
         for width in hidden:
             layers += [nn.Linear(in_features, width), nn.ReLU()]
@@ -60,7 +93,9 @@ class MLP(nn.Module):
         self.out_features = in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.flatten(1))
+        with autocast(x, self.precision):
+            out = self.layers(x.flatten(1))
+        return features_out(out, self.precision)
 
 
 TEXT_EMBED_DIM = 32
@@ -75,9 +110,13 @@ class TextEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_ids: int = TEXT_WORD_IDS + TEXT_CHAR_BUCKETS, dim: int = TEXT_EMBED_DIM
+        self,
+        n_ids: int = TEXT_WORD_IDS + TEXT_CHAR_BUCKETS,
+        dim: int = TEXT_EMBED_DIM,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        self.precision = precision
         self.embed = nn.Embedding(n_ids, dim, padding_idx=0)
         self.proj = nn.Linear(dim, dim)
         self.out_features = dim
@@ -87,7 +126,9 @@ class TextEncoder(nn.Module):
         mask = (ids != 0).unsqueeze(-1).to(self.embed.weight.dtype)  # [n, L, 1]
         summed = (self.embed(ids) * mask).sum(1)  # [n, dim]
         mean = summed / mask.sum(1).clamp_min(1.0)
-        return torch.relu(self.proj(mean))
+        with autocast(mean, self.precision):
+            out = torch.relu(self.proj(mean))
+        return features_out(out, self.precision)
 
 
 def backbone_for(task: TaskSpec) -> nn.Module:
@@ -97,11 +138,11 @@ def backbone_for(task: TaskSpec) -> nn.Module:
     if kind == "auto":
         kind = "conv4" if len(task.x_shape) == 3 else "mlp"
     if kind == "conv4":
-        return Conv4(in_channels=task.x_shape[0])
+        return Conv4(in_channels=task.x_shape[0], precision=task.precision)
     if kind == "mlp":
-        return MLP(math.prod(task.x_shape))
+        return MLP(math.prod(task.x_shape), precision=task.precision)
     if kind == "text":
-        return TextEncoder()
+        return TextEncoder(precision=task.precision)
     raise ValueError(f"unknown backbone {kind!r}")
 
 

@@ -41,6 +41,7 @@ class TaskSpec:
     x_shape: tuple[int, ...]
     y_dim: int = 1
     backbone: str = "auto"  # "conv4", "mlp", or a dataset's own (e.g. "text"); auto: by x_shape
+    precision: str = "fp32"  # or "bf16": the backbone runs under bf16 autocast (suite setting)
 
     @property
     def out_dim(self) -> int:

@@ -430,6 +430,8 @@ def _method_row(
         "method": first["method"],
         "task": first["task"],
         "score_name": first["score_name"],
+        # NULL (NaN here) in ledgers older than the column: those ran in fp32.
+        "precision": first["precision"] if isinstance(first.get("precision"), str) else "fp32",
         "lower_is_better": lower,
         "n_seeds": n_seeds,
         "n_test": int(first["n_test"]),

@@ -1,7 +1,7 @@
 """The grid: one cell per (suite, method, seed).
 
 A cell's key hashes everything that determines its result (suite file hash, profile,
-method, hyperparameters, seed, device kind), so a re-run finds and skips completed cells.
+method, hyperparameters, seed, device kind, precision), so a re-run finds and skips completed cells.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class Cell:
             str(self.seed),
             self.device,
         ]
+        if self.suite.precision != "fp32":  # fp32 keys stay those of ledgers written before
+            parts.append(self.suite.precision)
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     @property

@@ -103,6 +103,7 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
         source.x_shape,
         getattr(source, "y_dim", 1),
         getattr(source, "backbone", "auto"),
+        suite.precision,
     )
     config = suite.method(cell.method)
     method = METHODS.get(cell.method)(task, config.params, torch.device(cell.device), cell.seed)

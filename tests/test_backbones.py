@@ -1,0 +1,64 @@
+"""The shared backbones: bf16 autocast stays close to fp32 and returns fp32 features; the
+first convolution computes the same values whatever strides its weight arrives with."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.methods.backbones import ChannelsLastConv2d, Conv4, backbone_for
+from bench.methods.base import TaskSpec
+from bench.methods.functional import forward
+from bench.run.grid import Cell
+from bench.suite import load_suite
+
+
+def test_bf16_features_are_fp32_and_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    fp32 = Conv4()
+    bf16 = Conv4(precision="bf16")
+    bf16.load_state_dict(fp32.state_dict())
+    x = torch.randn(16, 1, 28, 28)
+    a, b = fp32(x), bf16(x)
+    assert b.dtype == torch.float32
+    assert torch.allclose(a, b, atol=0.05, rtol=0.05)
+    assert not torch.equal(a, b)  # autocast really ran in bf16
+
+
+def test_bf16_gradients_reach_fp32_parameters() -> None:
+    net = Conv4(precision="bf16")
+    net(torch.randn(4, 1, 28, 28)).sum().backward()
+    for p in net.parameters():
+        assert p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_backbone_for_passes_the_suite_precision(precision: str) -> None:
+    for shape, backbone in [((1, 28, 28), "auto"), ((2,), "auto"), ((12,), "text")]:
+        task = TaskSpec("classification", 5, 1, 15, shape, backbone=backbone, precision=precision)
+        assert backbone_for(task).precision == precision
+
+
+def test_one_channel_weight_with_nchw_strides_gives_the_same_convolution() -> None:
+    torch.manual_seed(0)
+    conv = ChannelsLastConv2d(1, 8, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(3, 1, 10, 10)
+    # A [8, 1, 3, 3] weight whose strides read as NCHW, as a functional update can leave it.
+    w = conv.weight.detach()
+    nchw = torch.empty_strided(w.shape, (9, 9, 3, 1)).copy_(w).requires_grad_(True)
+    out = forward(conv, {"weight": nchw, "bias": conv.bias}, x)
+    expected = F.conv2d(x, nchw, conv.bias, padding=1)
+    assert torch.allclose(out, expected, atol=1e-6)
+    (grad,) = torch.autograd.grad(out.square().sum(), nchw)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), nchw)
+    assert torch.allclose(grad, expected_grad, atol=1e-5)
+
+
+def test_precision_is_part_of_the_cell_key() -> None:
+    suite = load_suite("omniglot-5w1s", "smoke")
+    fp32 = Cell(suite, "protonet", 0, "cpu")
+    bf16 = Cell(dataclasses.replace(suite, precision="bf16"), "protonet", 0, "cpu")
+    assert fp32.key != bf16.key
