@@ -22,9 +22,10 @@ def test_bf16_features_are_fp32_and_close_to_fp32() -> None:
     bf16 = Conv4(precision="bf16")
     bf16.load_state_dict(fp32.state_dict())
     x = torch.randn(16, 1, 28, 28)
-    a, b = fp32(x), bf16(x)
+    with torch.no_grad():
+        a, b = fp32(x), bf16(x)
     assert b.dtype == torch.float32
-    assert torch.allclose(a, b, atol=0.05, rtol=0.05)
+    assert (a - b).norm() / a.norm() < 0.03  # bf16: ~3 significant digits, ~1% here
     assert not torch.equal(a, b)  # autocast really ran in bf16
 
 

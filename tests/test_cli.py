@@ -43,16 +43,19 @@ SUMMARY_COLUMNS = {
 
 
 @pytest.mark.parametrize(
-    ("suite", "methods", "score"),
+    ("suite", "methods", "score", "precision"),
     [
-        ("omniglot-5w1s", {"protonet", "scratch"}, "accuracy"),
-        ("sinusoid-5shot", {"scratch"}, "mse"),
+        ("omniglot-5w1s", {"protonet", "scratch"}, "accuracy", "bf16"),
+        ("sinusoid-5shot", {"scratch"}, "mse", None),
     ],
 )
-def test_smoke_run_writes_results_and_summary(tmp_path, data_root, suite, methods, score):
+def test_smoke_run_writes_results_and_summary(
+    tmp_path, data_root, suite, methods, score, precision
+):
     out = tmp_path / "run"
     args = ["run", suite, "--profile", "smoke", "--methods", ",".join(sorted(methods))]
     args += ["--out", str(out), "--no-progress"]
+    args += ["--precision", precision] if precision else []
     done = metabench(*args, data_root=data_root)
     assert done.returncode == 0, done.stderr
     results = pd.read_csv(out / "results.csv")
@@ -61,6 +64,7 @@ def test_smoke_run_writes_results_and_summary(tmp_path, data_root, suite, method
     assert set(summary.columns) >= SUMMARY_COLUMNS
     assert set(summary["method"]) == methods
     assert (summary["score_name"] == score).all()
+    assert (summary["precision"] == (precision or "fp32")).all()  # the suite's, or the flag's
     assert {"adapt", "predict"} <= set(results["phase"])
     # a re-run of the same command resumes: nothing left to do
     again = metabench(*args, data_root=data_root)

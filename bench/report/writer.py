@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -41,6 +42,7 @@ TABLES = (
 SUMMARY_COLUMNS = [
     Column("suite", "suite", "text"),
     Column("method", "method", "text"),
+    Column("precision", "precision", "text"),
     Column("score_name", "score", "text"),
     Column("score_mean", "mean"),
     Column("score_ci95", "±95% CI"),
@@ -186,46 +188,6 @@ def page_context(t: LedgerTables, summary: pd.DataFrame, out: Path, title: str) 
     }
 
 
-def _figure_list(t: LedgerTables, summary: pd.DataFrame) -> list[tuple[str, str, object]]:
-    """(file name, caption, figure or None) for every plot of the report."""
-    styles = plots.method_styles(summary["method"].tolist() if len(summary) else [])
-    curves = learning_curves(t)
-    out: list[tuple[str, str, object]] = []
-    for suite, s in summary.groupby("suite", sort=True):
-        out += [
-            (
-                f"{suite}-score-vs-energy",
-                f"{suite}: score vs energy per task at N = n_test "
-                "with 95% CI; dashed: Pareto front.",
-                plots.accuracy_vs_energy(s, styles),
-            ),
-            (
-                f"{suite}-amortization",
-                f"{suite}: E_task(N) vs N; X marks break-even N*.",
-                plots.amortization(s, styles),
-            ),
-            (
-                f"{suite}-learning-curves",
-                f"{suite}: validation score vs cumulative meta-training energy; dashed: target.",
-                plots.learning_curves(curves[curves["suite"] == suite], styles),
-            ),
-            (
-                f"{suite}-efficiency",
-                f"{suite}: score per kJ at N = n_test.",
-                plots.efficiency_bars(s, styles),
-            ),
-        ]
-    out.append(("power-timeline", "Power of one cell over time, phases shaded.", _timeline(t)))
-    out.append(
-        (
-            "co2",
-            "CO2 per task at N = n_test.",
-            plots.co2_per_method(summary, styles) if len(summary) else None,
-        )
-    )
-    return out
-
-
 def _timeline(t: LedgerTables) -> object:
     """The power timeline of the first cell with samples (else the first measured one)."""
     ew = enrich_windows(t)
@@ -238,6 +200,40 @@ def _timeline(t: LedgerTables) -> object:
     if not keys:
         return None
     return plots.power_timeline(trace[trace["cell_key"] == keys[0]], ew[ew["cell_key"] == keys[0]])
+
+
+def _figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, object]]:
+    """(file name, caption, figure or None) for every plot of the report, drawn one at a
+    time as the caller iterates (the caller closes each: a 14-suite grid has 58 plots)."""
+    styles = plots.method_styles(summary["method"].tolist() if len(summary) else [])
+    curves = learning_curves(t)
+    for suite, s in summary.groupby("suite", sort=True):
+        yield (
+            f"{suite}-score-vs-energy",
+            f"{suite}: score vs energy per task at N = n_test with 95% CI; dashed: Pareto front.",
+            plots.accuracy_vs_energy(s, styles),
+        )
+        yield (
+            f"{suite}-amortization",
+            f"{suite}: E_task(N) vs N; X marks break-even N*.",
+            plots.amortization(s, styles),
+        )
+        yield (
+            f"{suite}-learning-curves",
+            f"{suite}: validation score vs cumulative meta-training energy; dashed: target.",
+            plots.learning_curves(curves[curves["suite"] == suite], styles),
+        )
+        yield (
+            f"{suite}-efficiency",
+            f"{suite}: score per kJ at N = n_test.",
+            plots.efficiency_bars(s, styles),
+        )
+    yield ("power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
+    yield (
+        "co2",
+        "CO2 per task at N = n_test.",
+        plots.co2_per_method(summary, styles) if len(summary) else None,
+    )
 
 
 def figures(t: LedgerTables, summary: pd.DataFrame, out: Path) -> dict:
