@@ -84,8 +84,10 @@ def test_report_page_renders_cleanly(driver, tmp_path):
     header.click()
     header.click()
     means = driver.execute_script(
+        "const col = [...document.querySelectorAll('#summary thead th')]"
+        ".findIndex(th => th.textContent === 'mean');"
         "return [...document.querySelectorAll('#summary tbody tr')]"
-        ".map(r => parseFloat(r.cells[3].dataset.sort))"
+        ".map(r => parseFloat(r.cells[col].dataset.sort))"
     )
     assert means == sorted(means, reverse=True)
 
