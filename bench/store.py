@@ -76,17 +76,37 @@ ADDED_CELL_COLUMNS = {
     "torch_threads": "INTEGER",
     "precision": "TEXT",
 }
-BASE_CELL_COLUMNS = (
-    "cell_key, run_id, suite, suite_path, suite_sha256, profile, dataset, split, task, n_way, "
-    "k_shot, n_query, n_test, target_score, method, params, params_hash, seed, device, "
-    "score_name, fingerprint, score_mean, score_ci95, status, error, started_at, finished_at"
-)
 # windows.joules / sources / samples: JSON objects keyed by component (gpu:<id>, cpu:<pkg>,
 # dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
 # power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
 # its source and the PUE used for CO2. samples: the power trace (kind: instant | average |
 # estimate) with the phase each sample falls in. episode_metrics: per test episode, scores a
 # source adds beyond the suite's score (e.g. rollout_mse of the dynamics suites).
+
+
+def cell_identity(run_id: str, cell) -> dict:
+    """The columns that say which cell a row is, for done and failed cells alike."""
+    suite = cell.suite
+    return {
+        "cell_key": cell.key,
+        "run_id": run_id,
+        "suite": suite.name,
+        "suite_path": suite.path,
+        "suite_sha256": suite.sha256,
+        "profile": suite.profile,
+        "method": cell.method,
+        "params_hash": cell.params_hash,
+        "seed": cell.seed,
+        "device": cell.device,
+        "precision": suite.precision,
+    }
+
+
+def insert_cell(con: sqlite3.Connection, row: dict) -> None:
+    """One cells row from {column: value} (column names come from code, never from input)."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    con.execute(f"INSERT INTO cells ({columns}) VALUES ({marks})", tuple(row.values()))
 
 
 class Ledger:
@@ -127,40 +147,27 @@ class Ledger:
         cell, suite = result.cell, result.cell.suite
         with self._transaction() as con:
             self._delete(con, cell.key)
-            con.execute(
-                f"INSERT INTO cells ({BASE_CELL_COLUMNS}, precision) VALUES ("
-                + ", ".join("?" * 28)
-                + ")",
-                (
-                    cell.key,
-                    run_id,
-                    suite.name,
-                    suite.path,
-                    suite.sha256,
-                    suite.profile,
-                    suite.dataset,
-                    suite.split,
-                    suite.task,
-                    suite.n_way,
-                    suite.k_shot,
-                    suite.n_query,
-                    suite.n_test_episodes,
-                    suite.target_score,
-                    cell.method,
-                    json.dumps(cell.params, sort_keys=True),
-                    cell.params_hash,
-                    cell.seed,
-                    cell.device,
-                    suite.score_name,
-                    result.fingerprint,
-                    result.score_mean,
-                    result.score_ci95,
-                    "done",
-                    None,
-                    result.started_at,
-                    result.finished_at,
-                    suite.precision,
-                ),
+            insert_cell(
+                con,
+                {
+                    **cell_identity(run_id, cell),
+                    "dataset": suite.dataset,
+                    "split": suite.split,
+                    "task": suite.task,
+                    "n_way": suite.n_way,
+                    "k_shot": suite.k_shot,
+                    "n_query": suite.n_query,
+                    "n_test": suite.n_test_episodes,
+                    "target_score": suite.target_score,
+                    "params": json.dumps(cell.params, sort_keys=True),
+                    "score_name": suite.score_name,
+                    "fingerprint": result.fingerprint,
+                    "score_mean": result.score_mean,
+                    "score_ci95": result.score_ci95,
+                    "status": "done",
+                    "started_at": result.started_at,
+                    "finished_at": result.finished_at,
+                },
             )
             con.executemany(
                 "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -237,27 +244,16 @@ class Ledger:
         self, run_id: str, cell, error: str, placement: Placement | None = None
     ) -> None:
         """A cell that raised: recorded as failed (a re-run tries it again)."""
-        suite = cell.suite
         with self._transaction() as con:
             self._delete(con, cell.key)
-            con.execute(
-                "INSERT INTO cells (cell_key, run_id, suite, suite_path, suite_sha256, "
-                "profile, method, params_hash, seed, device, status, error, finished_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
-                (
-                    cell.key,
-                    run_id,
-                    suite.name,
-                    suite.path,
-                    suite.sha256,
-                    suite.profile,
-                    cell.method,
-                    cell.params_hash,
-                    cell.seed,
-                    cell.device,
-                    error,
-                    time.time(),
-                ),
+            insert_cell(
+                con,
+                {
+                    **cell_identity(run_id, cell),
+                    "status": "failed",
+                    "error": error,
+                    "finished_at": time.time(),
+                },
             )
             write_placement(con, cell.key, placement)
 

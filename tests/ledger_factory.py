@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.store import BASE_CELL_COLUMNS, Ledger
+from bench.store import Ledger, insert_cell
 
 RUN_ID = "20260101-000000-abcdef"
 ENVIRONMENT = {
@@ -82,37 +82,36 @@ def write_ledger(
 def _insert_cell(con, s: CellSpec) -> None:
     score_name = "accuracy" if s.task == "classification" else "mse"
     mean = sum(s.scores) / len(s.scores)
-    con.execute(
-        f"INSERT INTO cells ({BASE_CELL_COLUMNS}) VALUES (" + ", ".join("?" * 27) + ")",
-        (
-            s.key,
-            RUN_ID,
-            s.suite,
-            f"suites/{s.suite}.toml",
-            "sha-" + s.suite,
-            "smoke",
-            "toy",
-            "default",
-            s.task,
-            5,
-            1,
-            15,
-            len(s.scores),
-            s.target_score,
-            s.method,
-            "{}",
-            "ph",
-            s.seed,
-            "cpu",
-            score_name,
-            s.fingerprint,
-            mean,
-            0.0,
-            "done",
-            None,
-            1.7e9,
-            1.7e9 + 60,
-        ),
+    insert_cell(
+        con,
+        {
+            "cell_key": s.key,
+            "run_id": RUN_ID,
+            "suite": s.suite,
+            "suite_path": f"suites/{s.suite}.toml",
+            "suite_sha256": "sha-" + s.suite,
+            "profile": "smoke",
+            "dataset": "toy",
+            "split": "default",
+            "task": s.task,
+            "n_way": 5,
+            "k_shot": 1,
+            "n_query": 15,
+            "n_test": len(s.scores),
+            "target_score": s.target_score,
+            "method": s.method,
+            "params": "{}",
+            "params_hash": "ph",
+            "seed": s.seed,
+            "device": "cpu",
+            "score_name": score_name,
+            "fingerprint": s.fingerprint,
+            "score_mean": mean,
+            "score_ci95": 0.0,
+            "status": "done",
+            "started_at": 1.7e9,
+            "finished_at": 1.7e9 + 60,
+        },
     )
     counts: dict[str, int] = {}
     start = 1.7e9

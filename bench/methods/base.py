@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -21,6 +21,7 @@ from bench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
 
+T = TypeVar("T")
 CheckpointFn = Callable[[int], None]
 """Called by meta_train with the number of steps done so far; the harness closes the
 current energy window there and measures a validation score."""
@@ -89,6 +90,14 @@ class Method:
     def predict(self, adapted: Any, query_x: torch.Tensor) -> torch.Tensor:
         """Query inputs [n, *x_shape] -> logits [n, n_way] or predictions [n, y_dim]."""
         raise NotImplementedError
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """build() under torch's global RNG seeded with `seed`, the caller's RNG state left as it
+    was: a method's initial weights depend on its seed only, not on what ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 def should_checkpoint(step: int, every: int, last: int) -> bool:

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from bench.methods.base import METHODS
+from bench.methods.base import METHODS, seeded
 from bench.methods.functional import Tensors, forward
 from bench.methods.maml import MAML, MAMLParams
 
@@ -109,9 +109,9 @@ class LearnedOptimizer(MAML):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + 1)
-            self.optimizer = LSTMOptimizer(params.hidden, params.inner_lr).to(device)
+        self.optimizer = seeded(
+            seed + 1, lambda: LSTMOptimizer(params.hidden, params.inner_lr).to(device)
+        )
 
     def meta_parameters(self) -> list[nn.Parameter]:
         return [*self.net.parameters(), *self.optimizer.parameters()]

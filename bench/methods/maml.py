@@ -22,7 +22,7 @@ import torch
 
 from bench.data.episodes import Episode, EpisodeSampler, Shape
 from bench.methods.backbones import classifier
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, should_checkpoint
+from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
 from bench.methods.functional import (
     Tensors,
     batch_stats_only,
@@ -61,9 +61,7 @@ class MAML(Method):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net = batch_stats_only(classifier(task)).to(device)
+        self.net = seeded(seed, lambda: batch_stats_only(classifier(task)).to(device))
         self.loss = functools.partial(task_loss, task)
 
     # -- what is meta-learned, and the inner loop over it -----------------------------

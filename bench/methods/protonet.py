@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from bench.data.episodes import EpisodeSampler, Shape
 from bench.methods.backbones import backbone_for
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, should_checkpoint
+from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +51,7 @@ class ProtoNet(Method):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.encoder = backbone_for(task).to(device)
+        self.encoder = seeded(seed, lambda: backbone_for(task).to(device))
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params

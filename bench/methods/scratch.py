@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.methods.backbones import classifier
-from bench.methods.base import METHODS, Method, Params, TaskSpec
+from bench.methods.base import METHODS, Method, Params, TaskSpec, seeded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,7 @@ class Scratch(Method):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.template = classifier(task).to(device)
+        self.template = seeded(seed, lambda: classifier(task).to(device))
 
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> nn.Module:
         net = copy.deepcopy(self.template).train()

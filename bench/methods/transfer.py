@@ -21,7 +21,7 @@ from torch import nn
 
 from bench.data.episodes import EpisodeSampler, stable_int
 from bench.methods.backbones import backbone_for
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, should_checkpoint
+from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
 from bench.methods.scratch import task_loss
 
 
@@ -96,19 +96,17 @@ class Transfer(Method):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.body = backbone_for(task).to(device)
+        self.body = seeded(seed, lambda: backbone_for(task).to(device))
         self.loss = functools.partial(task_loss, task)
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
         draw = self.batch_drawer(train)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + 1)
-            head = make_head(p.head, self.body.out_features, self.pretrain_out(train), p.scale).to(
-                self.device
-            )
+        out_dim = self.pretrain_out(train)
+        head = seeded(
+            self.seed + 1,
+            lambda: make_head(p.head, self.body.out_features, out_dim, p.scale).to(self.device),
+        )
         optimizer = torch.optim.Adam([*self.body.parameters(), *head.parameters()], lr=p.lr)
         for step in range(1, p.meta_steps + 1):
             self.body.train()
@@ -152,9 +150,10 @@ class Transfer(Method):
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> nn.Module:
         p = self.params
         feats = self.features(support_x)  # the frozen backbone runs once per task
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + 2)  # every task starts from the same head
-            head = make_head(p.head, feats.shape[1], self.task.out_dim, p.scale).to(self.device)
+        head = seeded(  # every task starts from the same head
+            self.seed + 2,
+            lambda: make_head(p.head, feats.shape[1], self.task.out_dim, p.scale).to(self.device),
+        )
         optimizer = torch.optim.Adam(head.parameters(), lr=p.head_lr)
         with torch.enable_grad():
             for _ in range(p.steps):
