@@ -15,15 +15,23 @@ from bench.data.text import TEXT_CHAR_BUCKETS, TEXT_WORD_IDS
 from bench.methods.base import TaskSpec
 
 
-def autocast(x: torch.Tensor, precision: str):
-    """bf16 autocast on x's device for precision "bf16" (matmuls and convolutions run in
-    bf16, parameters and their gradients stay fp32); a no-op for "fp32"."""
-    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+class Backbone(nn.Module):
+    """A network that maps inputs to features at the suite's precision: `body` runs under
+    bf16 autocast for "bf16" (matmuls and convolutions in bf16, parameters and their
+    gradients in fp32) and the features come back as fp32; "fp32" runs `body` as it is."""
 
+    def __init__(self, precision: str = "fp32") -> None:
+        super().__init__()
+        self.precision = precision
 
-def features_out(out: torch.Tensor, precision: str) -> torch.Tensor:
-    """bf16 features back to fp32 for the heads and losses; fp32/fp64 pass unchanged."""
-    return out.float() if precision == "bf16" else out
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.precision == "fp32":
+            return self.body(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.body(x).float()
 
 
 class ChannelsLastConv2d(nn.Conv2d):
@@ -54,12 +62,11 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class Conv4(nn.Module):
+class Conv4(Backbone):
     """4 x [conv 3x3 (64), BatchNorm, ReLU, maxpool 2]; [n, c, 28, 28] -> features [n, 64]."""
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, precision: str = "fp32") -> None:
-        super().__init__()
-        self.precision = precision
+        super().__init__(precision)
         self.blocks = nn.Sequential(
             conv_block(in_channels, hidden),
             conv_block(hidden, hidden),
@@ -71,20 +78,17 @@ class Conv4(nn.Module):
         # measured by benchmarks/conv4_layout.py.
         self.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(x, self.precision):
-            out = self.blocks(x.contiguous(memory_format=torch.channels_last))
-        return features_out(out.flatten(1), self.precision)
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x.contiguous(memory_format=torch.channels_last)).flatten(1)
 
 
-class MLP(nn.Module):
+class MLP(Backbone):
     """ReLU MLP (40-40 for sinusoid, as in MAML); [n, in] -> features [n, hidden[-1]]."""
 
     def __init__(
         self, in_features: int, hidden: tuple[int, ...] = (40, 40), precision: str = "fp32"
     ) -> None:
-        super().__init__()
-        self.precision = precision
+        super().__init__(precision)
         layers: list[nn.Module] = []
         for width in hidden:
             layers += [nn.Linear(in_features, width), nn.ReLU()]
@@ -92,16 +96,14 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.out_features = in_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(x, self.precision):
-            out = self.layers(x.flatten(1))
-        return features_out(out, self.precision)
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.flatten(1))
 
 
 TEXT_EMBED_DIM = 32
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(Backbone):
     """Mean of word and character-trigram embeddings, then a linear layer and ReLU
     (fastText-like, trained from scratch); int64 ids [n, L] (0 = padding) -> [n, dim].
 
@@ -115,20 +117,17 @@ class TextEncoder(nn.Module):
         dim: int = TEXT_EMBED_DIM,
         precision: str = "fp32",
     ) -> None:
-        super().__init__()
-        self.precision = precision
+        super().__init__(precision)
         self.embed = nn.Embedding(n_ids, dim, padding_idx=0)
         self.proj = nn.Linear(dim, dim)
         self.out_features = dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor) -> torch.Tensor:
         ids = x.long()  # a method that casts inputs to float still gets valid indices
         mask = (ids != 0).unsqueeze(-1).to(self.embed.weight.dtype)  # [n, L, 1]
         summed = (self.embed(ids) * mask).sum(1)  # [n, dim]
         mean = summed / mask.sum(1).clamp_min(1.0)
-        with autocast(mean, self.precision):
-            out = torch.relu(self.proj(mean))
-        return features_out(out, self.precision)
+        return torch.relu(self.proj(mean))
 
 
 def backbone_for(task: TaskSpec) -> nn.Module:
