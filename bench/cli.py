@@ -55,6 +55,19 @@ def build_parser() -> ArgumentParser:
         help="override the suites' precision (bf16 autocast is fast on GPUs and on CPUs with "
         "AMX or AVX512-BF16, slow elsewhere)",
     )
+    run.add_argument(
+        "--execution",
+        choices=["auto", "loop", "batched", "graph"],
+        help="override the suites' execution mode: loop (one task per call), batched (a whole "
+        "meta batch or deploy chunk per call), graph (batched, replayed from a CUDA graph; "
+        "CUDA only), auto (the faster of loop and batched measured for the device and method)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads per cell, on every executor (default: min(4, cores)); "
+        "CPU scores are reproducible only at equal thread counts",
+    )
     run.add_argument("--data-dir", help="data root (default: $METABENCH_DATA, then the cache)")
     run.add_argument("--out", type=Path, help="results directory (default: reports/<name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -154,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.environment import snapshot
     from bench.report.writer import write_report
     from bench.run.executors import check_executor_flags, open_executor
-    from bench.run.grid import expand_grid
+    from bench.run.grid import DEFAULT_THREADS, expand_grid
     from bench.store import Ledger
     from bench.suite import load_suite
 
@@ -164,7 +177,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         suites = [dataclasses.replace(s, precision=args.precision) for s in suites]
     data_root = resolve_data_root(args.data_dir)
     device = resolve_device(args.device)
-    cells = expand_grid(suites, args.methods, args.seeds, device)
+    if args.threads is not None and args.threads < 1:
+        raise MetabenchError(f"--threads: expected a positive count, found {args.threads}")
+    cells = expand_grid(
+        suites,
+        args.methods,
+        args.seeds,
+        device,
+        threads=args.threads or DEFAULT_THREADS,
+        execution=args.execution,
+    )
     carbon = resolve_intensity(args.country, args.region, args.carbon_intensity, args.pue)
     run_dir = args.out or default_run_dir(suites, args.profile)
     ledger = Ledger(run_dir)

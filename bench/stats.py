@@ -1,4 +1,4 @@
-"""The score statistics, defined once (DESIGN.md, Protocol)."""
+"""The score statistics, defined once (docs/protocol.md, "Test protocol")."""
 
 from __future__ import annotations
 

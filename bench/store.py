@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS samples (
 # concurrently on the same CPU package (their CPU/DRAM energy is shared). cells.torch_threads:
 # torch's intra-op threads (CPU scores are bit-identical only at equal thread counts).
 # cells.precision: the suite's precision (fp32, or bf16 autocast; NULL before it existed = fp32).
+# cells.normalization: where batch-statistics BatchNorm took its statistics (support |
+# transductive; NULL in ledgers written before it existed, which were all transductive).
+# cells.execution: the resolved execution mode (loop | batched | graph; NULL before = loop).
 ADDED_CELL_COLUMNS = {
     "worker": "TEXT",
     "host": "TEXT",
@@ -75,7 +78,14 @@ ADDED_CELL_COLUMNS = {
     "exclusive_energy": "INTEGER",
     "torch_threads": "INTEGER",
     "precision": "TEXT",
+    "normalization": "TEXT",
+    "execution": "TEXT",
 }
+# windows.scenario: for adapt / predict windows, the deploy scenario (stream: one task at a
+# time; batch: a chunk of tasks served together); NULL before it existed = stream.
+# windows.repeats: how many times a pure pass ran inside the window to outlast the meter's
+# resolution (its energy is divided by repeats x n_items); NULL before = 1.
+ADDED_WINDOW_COLUMNS = {"scenario": "TEXT", "repeats": "INTEGER"}
 # windows.joules / sources / samples: JSON objects keyed by component (gpu:<id>, cpu:<pkg>,
 # dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
 # power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
@@ -99,6 +109,9 @@ def cell_identity(run_id: str, cell) -> dict:
         "seed": cell.seed,
         "device": cell.device,
         "precision": suite.precision,
+        "normalization": suite.normalization,
+        "execution": cell.execution,
+        "torch_threads": cell.threads,
     }
 
 
@@ -170,7 +183,9 @@ class Ledger:
                 },
             )
             con.executemany(
-                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO windows (cell_key, phase, idx, n_items, step, name, start_s, "
+                "seconds, joules, sources, samples, warnings, details, scenario, repeats) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         cell.key,
@@ -186,6 +201,8 @@ class Ledger:
                         json.dumps(dict(w.measurement.samples_by_component)),
                         json.dumps(list(w.measurement.warnings)),
                         json.dumps(dict(w.measurement.details)),
+                        w.scenario or None,
+                        w.repeats,
                     )
                     for w in result.windows
                 ],
@@ -279,11 +296,12 @@ class Ledger:
 
 
 def migrate(con: sqlite3.Connection) -> None:
-    """Add the columns of ADDED_CELL_COLUMNS that an older ledger lacks."""
-    have = {row[1] for row in con.execute("PRAGMA table_info(cells)")}
-    for name, kind in ADDED_CELL_COLUMNS.items():
-        if name not in have:
-            con.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
+    """Add the columns of ADDED_CELL_COLUMNS / ADDED_WINDOW_COLUMNS an older ledger lacks."""
+    for table, added in (("cells", ADDED_CELL_COLUMNS), ("windows", ADDED_WINDOW_COLUMNS)):
+        have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+        for name, kind in added.items():
+            if name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def write_placement(con: sqlite3.Connection, key: str, placement: Placement | None) -> None:

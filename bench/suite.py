@@ -55,13 +55,32 @@ PROFILE_KEYS = {
     "n_checkpoints": (int, False),
     "idle_s": ((int, float), False),
     "precision": (str, False),
+    "normalization": (str, False),
+    "execution": (str, False),
     "methods": (dict, False),
 }
-PROFILE_DEFAULTS = {"n_val_episodes": 100, "n_checkpoints": 10, "idle_s": 10.0, "precision": "fp32"}
+PROFILE_DEFAULTS = {
+    "n_val_episodes": 100,
+    "n_checkpoints": 10,
+    "idle_s": 10.0,
+    "precision": "fp32",
+    "normalization": "support",
+    "execution": "auto",
+}
 # fp32, or bf16 autocast around every method's backbone (parameters and optimizer state
 # stay fp32). One setting per suite and profile, so every method of a suite runs at the
 # same precision; it is stored with each cell and shown in the report.
 PRECISIONS = ("fp32", "bf16")
+# Where BatchNorm takes its statistics when a method adapts and predicts with batch
+# statistics: "support" (the task's support set, so each query's prediction is independent
+# of the other queries: TaskNorm/MetaBN, Bronskill et al., ICML 2020) or "transductive"
+# (the batch being normalised, so queries share statistics: the MAML paper's protocol).
+NORMALIZATIONS = ("support", "transductive")
+# How a method's tasks run: "loop" (one task per call), "batched" (a whole meta batch or
+# deploy chunk per kernel launch), "graph" (batched and replayed from a CUDA graph; CUDA
+# only), or "auto" (the faster of loop and batched for the device and method, as measured
+# by benchmarks/deploy_batch.py).
+EXECUTIONS = ("auto", "loop", "batched", "graph")
 COUNT_KEYS = {"n_way", "k_shot", "n_query", "n_test_episodes", "n_val_episodes", "n_checkpoints"}
 
 
@@ -94,6 +113,8 @@ class Suite:
     methods: tuple[MethodConfig, ...]
     description: str = ""
     precision: str = "fp32"
+    normalization: str = "support"
+    execution: str = "auto"  # requested; a cell resolves it for its device and method
 
     @property
     def shape(self) -> Shape:
@@ -274,10 +295,13 @@ def check_params(where: str, prefix: str, cls: Any, params: dict) -> None:
 def check_profile(where: str, pname: str, profile: dict, data: dict, dataset: Any) -> None:
     prefix = f"profiles.{pname}"
     check_keys(where, prefix, profile, PROFILE_KEYS)
-    if profile.get("precision", "fp32") not in PRECISIONS:
-        raise input_error(
-            where, f"{prefix}.precision", f"one of {PRECISIONS}", profile["precision"]
-        )
+    for key, allowed in (
+        ("precision", PRECISIONS),
+        ("normalization", NORMALIZATIONS),
+        ("execution", EXECUTIONS),
+    ):
+        if key in profile and profile[key] not in allowed:
+            raise input_error(where, f"{prefix}.{key}", f"one of {allowed}", profile[key])
     for name, params in profile.get("methods", {}).items():
         if name not in data["methods"]:
             raise MetabenchError(
@@ -319,4 +343,6 @@ def resolve(path: Path, sha256: str, data: dict, profile: str) -> Suite:
         methods=methods,
         description=data.get("description", ""),
         precision=prof["precision"],
+        normalization=prof["normalization"],
+        execution=prof["execution"],
     )

@@ -1,6 +1,6 @@
 """NVML energy checked against itself: the energy counter vs integrated power, per window.
 
-DESIGN.md: on A100/H100 the power readings (NVML_FI_DEV_POWER_INSTANT / _AVERAGE,
+On A100/H100 the power readings (NVML_FI_DEV_POWER_INSTANT / _AVERAGE,
 nvmlDeviceGetPowerUsage) cover only part of each period, so integrating them can
 under-read; the counter (nvmlDeviceGetTotalEnergyConsumption, mJ) is preferred. This
 script measures how far apart they are on this GPU, through bench.energy's own NVML source

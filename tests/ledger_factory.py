@@ -120,7 +120,9 @@ def _insert_cell(con, s: CellSpec) -> None:
         counts[w.phase] = idx + 1
         sources = {c: w.source for c in w.joules}
         con.execute(
-            "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO windows (cell_key, phase, idx, n_items, step, name, start_s, seconds, "
+            "joules, sources, samples, warnings, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s.key,
                 w.phase,

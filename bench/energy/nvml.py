@@ -27,7 +27,7 @@ from typing import Any
 from bench.energy.base import MeterError, MeterInfo, MeterUnavailable
 from bench.energy.composite import Edge, Part, TraceSample
 
-COUNTER_PERIOD_S = 0.1  # the energy counter updates every ~20-100 ms (DESIGN.md)
+COUNTER_PERIOD_S = 0.1  # the energy counter updates every ~20-100 ms (NVML docs)
 MIN_SAMPLES = 5  # fewer power samples than this in a window: integration is unreliable
 
 

@@ -43,6 +43,10 @@ class TaskSpec:
     y_dim: int = 1
     backbone: str = "auto"  # "conv4", "mlp", or a dataset's own (e.g. "text"); auto: by x_shape
     precision: str = "fp32"  # or "bf16": the backbone runs under bf16 autocast (suite setting)
+    # Where batch-statistics BatchNorm gets its statistics at adaptation and prediction:
+    # "support" (the task's support set) or "transductive" (the batch itself); see
+    # bench.suite.NORMALIZATIONS.
+    normalization: str = "support"
 
     @property
     def out_dim(self) -> int:

@@ -1,6 +1,6 @@
 """Pure functions from ledger tables to report tables (no I/O).
 
-Metric definitions are those of DESIGN.md (Metrics), used verbatim:
+Metric definitions (README, "What the report says"; docs/protocol.md):
 
 - E_meta (J): energy of the meta_train windows of one cell (validate windows excluded and
   reported separately); pooled over seeds as the mean per seed.
@@ -38,7 +38,7 @@ DEPLOY_PHASES = ("adapt", "predict")
 BASELINES = ("scratch", "transfer")
 NOT_MEASURED = "not measured"
 J_PER_KWH = 3.6e6
-# The amortization points of DESIGN.md; "ntest" is the suite's number of test episodes.
+# The amortization points; "ntest" is the suite's number of test episodes.
 N_LABELS = ("n1", "ntest", "n10000", "ninf")
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-# The metric definitions repeated in the page (DESIGN.md, Metrics).
+# The metric definitions repeated in the page (the README's "What the report says").
 DEFINITIONS = (
     (
         "E_meta (J)",

@@ -1,7 +1,8 @@
 """The grid: one cell per (suite, method, seed).
 
 A cell's key hashes everything that determines its result (suite file hash, profile,
-method, hyperparameters, seed, device kind, precision), so a re-run finds and skips completed cells.
+method, hyperparameters, seed, device kind, precision, normalization, execution mode,
+torch threads), so a re-run finds and skips completed cells and never mixes settings.
 """
 
 from __future__ import annotations
@@ -9,11 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 from bench.errors import MetabenchError
 from bench.registry import did_you_mean
+from bench.run.execution import resolve_execution
 from bench.suite import Suite
+
+# torch intra-op threads per cell, whatever the executor: CPU float sums (so scores) depend
+# on the thread count, and a Dask run must reproduce a local run.
+DEFAULT_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class Cell:
     method: str
     seed: int
     device: str  # "cpu" or "cuda" (resolved, never "auto")
+    threads: int = 1  # torch intra-op threads the cell runs with
+    execution: str = "loop"  # resolved mode: loop | batched | graph (bench.run.execution)
 
     @property
     def params(self) -> dict:
@@ -40,9 +49,11 @@ class Cell:
             self.params_hash,
             str(self.seed),
             self.device,
+            self.suite.precision,
+            self.suite.normalization,
+            self.execution,
+            f"threads={self.threads}",
         ]
-        if self.suite.precision != "fp32":  # fp32 keys stay those of ledgers written before
-            parts.append(self.suite.precision)
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     @property
@@ -51,9 +62,19 @@ class Cell:
 
 
 def expand_grid(
-    suites: list[Suite], methods: list[str] | None, seeds: list[int] | None, device: str
+    suites: list[Suite],
+    methods: list[str] | None,
+    seeds: list[int] | None,
+    device: str,
+    *,
+    threads: int = DEFAULT_THREADS,
+    execution: str | None = None,
 ) -> list[Cell]:
-    """Cells in a stable order: suite, then method in suite order, then seed."""
+    """Cells in a stable order: suite, then method in suite order, then seed.
+
+    `execution` (the --execution flag) overrides every suite's requested mode; each cell
+    resolves it for its device and method.
+    """
     cells = []
     for suite in suites:
         names = [m.name for m in suite.methods]
@@ -69,7 +90,14 @@ def expand_grid(
                     f"--methods: expected methods of the chosen suites ({', '.join(names)}), "
                     f"found {unknown[0]!r}{did_you_mean(unknown[0], names)}"
                 )
+        requested = execution or suite.execution
+        where = (
+            "--execution"
+            if execution
+            else f"{suite.path}: key 'profiles.{suite.profile}.execution'"
+        )
         for method in chosen:
+            mode = resolve_execution(requested, device, method, where)
             for seed in seeds if seeds is not None else suite.seeds:
-                cells.append(Cell(suite, method, seed, device))
+                cells.append(Cell(suite, method, seed, device, threads, mode))
     return cells

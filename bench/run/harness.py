@@ -1,6 +1,6 @@
 """The harness: the one place that runs a cell and opens energy windows.
 
-Phases (DESIGN.md, Protocol):
+Phases (docs/protocol.md):
 - `meta_train`: one window per stretch between validation checkpoints, so learning curves
   get cumulative time and energy on the x-axis. Validation runs in its own `validate`
   windows, which are not part of E_meta.
@@ -8,7 +8,7 @@ Phases (DESIGN.md, Protocol):
   sets, then one `predict` window over its query sets; each window's energy is divided
   among the chunk's episodes by the report. A chunk holds at least MIN_CHUNK episodes and
   grows (up to MAX_CHUNK, for memory) until its shorter window lasts MIN_WINDOW_S, so
-  each window is long enough for the meter (DESIGN.md: at least 5 s or 32 episodes).
+  each window is long enough for the meter (at least 5 s or 32 episodes).
 - The meter's power trace (if it keeps one) is drained at the cell's edges and stored
   with the phase each sample falls in.
 - extra scores: a source may define `extra_scores(method, adapted, key) -> {name: value}`
@@ -50,6 +50,8 @@ class WindowRecord:
     n_items: int  # steps (meta_train) or episodes (validate, adapt, predict) covered
     step: int  # meta-training steps done when the window closed
     measurement: Measurement
+    scenario: str = ""  # adapt / predict: "stream" or "batch" (empty for other phases)
+    repeats: int = 1  # passes inside the window; energy per item = J / (repeats x n_items)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
         getattr(source, "y_dim", 1),
         getattr(source, "backbone", "auto"),
         suite.precision,
+        suite.normalization,
     )
     config = suite.method(cell.method)
     method = METHODS.get(cell.method)(task, config.params, torch.device(cell.device), cell.seed)
@@ -159,6 +162,7 @@ class CellRunner:
 
     def run(self) -> CellResult:
         self.result.started_at = time.time()
+        torch.set_num_threads(self.cell.threads)  # the cell's setting on every executor
         torch.manual_seed(self.cell.seed)  # for methods that use torch's global RNG in training
         drain = getattr(self.meter, "drain_trace", list)
         drain()  # samples from before this cell (idle baseline, previous cell) are not ours
