@@ -4,7 +4,7 @@ A method is built for one task spec and one device from its hyperparameters (a f
 `Params` dataclass whose fields the suite loader validates). The harness calls
 `meta_train` once (the one-off phase), then per test task `adapt` (support set -> an
 opaque adapted state; never mutates the method) and `predict` (adapted state, query
-inputs -> scores).
+inputs -> scores), or for T tasks at once `adapt_many` / `predict_many`.
 """
 
 from __future__ import annotations
@@ -94,6 +94,35 @@ class Method:
     def predict(self, adapted: Any, query_x: torch.Tensor) -> torch.Tensor:
         """Query inputs [n, *x_shape] -> logits [n, n_way] or predictions [n, y_dim]."""
         raise NotImplementedError
+
+    # -- many tasks per call (batched execution) ----------------------------------------
+    # The fallbacks loop over tasks, so a new method needs only adapt / predict. Built-in
+    # methods override them with one batched computation whose results equal the loop's
+    # (tests/test_batched_equivalence.py).
+
+    def adapt_many(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Any:
+        """T support sets at once: support_x [T, n_s, *x_shape], support_y [T, n_s] (labels)
+        or [T, n_s, y_dim] (targets) -> an adapted state for the T tasks. Never mutates the
+        method. Fallback: a list of `adapt` states."""
+        return [self.adapt(x, y) for x, y in zip(support_x, support_y, strict=True)]
+
+    def predict_many(self, adapted: Any, query_x: torch.Tensor) -> torch.Tensor:
+        """query_x [T, n_q, *x_shape] with the state of `adapt_many` -> [T, n_q, out]."""
+        return torch.stack(
+            [self.predict(self.task_state(adapted, t), x) for t, x in enumerate(query_x)]
+        )
+
+    def task_state(self, adapted: Any, t: int) -> Any:
+        """Task t's own state out of an `adapt_many` state, as `adapt` would return it
+        (for per-task scores computed outside the metered windows, e.g. rollouts)."""
+        return adapted[t]
+
+    def warm_up(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor):
+        """One throwaway adaptation and prediction of T tasks (shapes as in `adapt_many` /
+        `predict_many`) before the first metered window: lazy initialisation, allocator
+        growth, kernel selection (and, where a method captures CUDA graphs, the capture)
+        then happen in the harness's `setup` window, never in a measured phase."""
+        self.predict_many(self.adapt_many(support_x, support_y), query_x)
 
 
 def seeded(seed: int, build: Callable[[], T]) -> T:
