@@ -1,4 +1,4 @@
-"""metabench: list | run | report | meters.
+"""metabench: list | run | report | index | meters.
 
 Bad input (flags, suite files, data directories) exits 2 with a one-paragraph message and
 no traceback.
@@ -108,6 +108,9 @@ def build_parser() -> ArgumentParser:
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
+
+    index = sub.add_parser("index", help="write DIR/index.html listing the run folders under DIR")
+    index.add_argument("runs_dir", type=Path, metavar="DIR", help="a folder of run folders")
 
     meters = sub.add_parser(
         "meters", help="every energy meter on this machine, with a live reading"
@@ -283,12 +286,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from bench.report.index import write_runs_index
+
+    print(f"index: {write_runs_index(args.runs_dir)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report, "meters": cmd_meters}[
-            args.command
-        ](args)
+        commands = {
+            "list": cmd_list,
+            "run": cmd_run,
+            "report": cmd_report,
+            "meters": cmd_meters,
+            "index": cmd_index,
+        }
+        return commands[args.command](args)
     except MetabenchError as e:
         print(f"metabench: error: {e}", file=sys.stderr)
         return 2

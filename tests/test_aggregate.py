@@ -174,7 +174,6 @@ def test_report_files_are_written(tmp_path):
     html = page.read_text()
     for loader in ('src="http', 'href="http', "url(http", "@import", '<link rel="stylesheet'):
         assert loader not in html, f"the page must be self-contained: found {loader}"
-    assert (tmp_path / "reports" / "index.html").read_text().count("run/index.html") == 1
 
 
 def test_seeds_are_pooled_meta_per_seed_deploy_per_episode(tmp_path):

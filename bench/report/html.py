@@ -97,5 +97,5 @@ def render_report(context: dict) -> str:
     return environment().get_template("report.html.j2").render(definitions=DEFINITIONS, **context)
 
 
-def render_index(runs: list[dict]) -> str:
-    return environment().get_template("index.html.j2").render(runs=runs)
+def render_index(runs: list[dict], generator: str) -> str:
+    return environment().get_template("index.html.j2").render(runs=runs, generator=generator)

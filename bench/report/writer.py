@@ -1,11 +1,10 @@
 """Write a run directory's report from its ledger alone (nothing re-runs): results.csv,
-summary.csv, trace.csv, summary.md, one PNG per figure and a self-contained index.html;
-then refresh the index of all runs in the parent directory."""
+summary.csv, trace.csv, cells.csv, summary.md, one PNG per figure and a self-contained
+index.html, all inside the output folder (nothing is written anywhere else)."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from bench.report.aggregate import (
     summary_table,
     trace_table,
 )
-from bench.report.html import Column, render_index, render_report, table
+from bench.report.coverage import cells_table, unfinished_cells
+from bench.report.html import Column, render_report, table
 from bench.store import LEDGER_NAME, Ledger
 
 TABLES = (
@@ -120,10 +120,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     results_table(t).to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     trace_table(t).to_csv(out / "trace.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(summary))
+    cells_table(t.cells).to_csv(out / "cells.csv", index=False)
+    unfinished = unfinished_cells(t.cells)
+    (out / "summary.md").write_text(summary_markdown(summary, unfinished))
     index = out / "index.html"
     index.write_text(render_report(page_context(t, summary, out, run_dir.resolve().name)))
-    write_runs_index(out.parent)
     return index
 
 
@@ -138,9 +139,16 @@ def _fmt(value: object, energy: bool = False) -> str:
     return str(value)
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
+def summary_markdown(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
     """The headline table for papers: score, E_meta, E_deploy, E_task and efficiency at
-    N = n_test, break-even vs from-scratch; ≈ marks estimated energy."""
+    N = n_test, break-even vs from-scratch; ≈ marks estimated energy. Cells that did not
+    finish are listed below it with their errors."""
+    return _markdown_table(summary) + _markdown_unfinished(unfinished)
+
+
+def _markdown_table(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "No cell finished in this run: there are no scores or energies to report.\n"
     head = (
         "| suite | method | score ± 95% CI | E_meta (J) | E_deploy (J/task) | "
         "E_task(n_test) (J/task) | score per kJ at n_test | N* vs scratch |\n"
@@ -167,17 +175,28 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return head + "\n".join(lines) + "\n" + note
 
 
+def _markdown_unfinished(unfinished: pd.DataFrame) -> str:
+    if unfinished.empty:
+        return ""
+    lines = [f"\n{len(unfinished)} cell(s) did not finish (full errors in cells.csv):\n"]
+    for r in unfinished.itertuples():
+        lines.append(f"- {r.suite} / {r.method} / seed {r.seed}: {r.status}: {r.error_line}")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- page
 
 
 def page_context(t: LedgerTables, summary: pd.DataFrame, out: Path, title: str) -> dict:
     conflicts = fingerprint_conflicts(t.cells)
     est = summary["estimated"] if len(summary) else None
+    unfinished = unfinished_cells(t.cells)
     return {
         "title": title,
         "headline": headline(summary, conflicts)["sentence"].tolist()
         if len(summary)
-        else ["No completed cells in this run."],
+        else ["No cell finished in this run: there are no scores or energies to report."],
+        "unfinished": unfinished.to_dict("records"),
         "conflicts": conflicts.to_dict("records"),
         "summary": table(summary, SUMMARY_COLUMNS, "summary", est),
         "amortization": table(summary, amortization_columns(), "amortization", est),
@@ -205,7 +224,9 @@ def _timeline(t: LedgerTables) -> object:
 def _figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, object]]:
     """(file name, caption, figure or None) for every plot of the report, drawn one at a
     time as the caller iterates (the caller closes each: a 14-suite grid has 58 plots)."""
-    styles = plots.method_styles(summary["method"].tolist() if len(summary) else [])
+    if summary.empty:
+        return
+    styles = plots.method_styles(summary["method"].tolist())
     curves = learning_curves(t)
     for suite, s in summary.groupby("suite", sort=True):
         yield (
@@ -229,11 +250,7 @@ def _figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, 
             plots.efficiency_bars(s, styles),
         )
     yield ("power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
-    yield (
-        "co2",
-        "CO2 per task at N = n_test.",
-        plots.co2_per_method(summary, styles) if len(summary) else None,
-    )
+    yield ("co2", "CO2 per task at N = n_test.", plots.co2_per_method(summary, styles))
 
 
 def figures(t: LedgerTables, summary: pd.DataFrame, out: Path) -> dict:
@@ -329,32 +346,3 @@ def provenance_context(t: LedgerTables) -> dict:
         Column("target_score", "target"),
     ]
     return {"runs": runs, "suites": table(suites, cols, "suites")}
-
-
-# --------------------------------------------------------------------------- all runs
-
-
-def write_runs_index(reports_dir: Path) -> Path:
-    """reports/index.html: one row per run directory that holds an index.html."""
-    runs = []
-    for page in sorted(
-        reports_dir.glob("*/index.html"), key=lambda p: p.stat().st_mtime, reverse=True
-    ):
-        summary = page.parent / "summary.csv"
-        suites = methods = ""
-        if summary.is_file() and summary.stat().st_size > 1:
-            s = pd.read_csv(summary)
-            suites = ", ".join(sorted(set(s.get("suite", []))))
-            methods = ", ".join(sorted(set(s.get("method", []))))
-        runs.append(
-            {
-                "name": page.parent.name,
-                "href": f"{page.parent.name}/index.html",
-                "suites": suites,
-                "methods": methods,
-                "written": time.strftime("%Y-%m-%d %H:%M", time.localtime(page.stat().st_mtime)),
-            }
-        )
-    index = reports_dir / "index.html"
-    index.write_text(render_index(runs))
-    return index

@@ -1,0 +1,62 @@
+"""`metabench index DIR`: one page listing the run folders directly under DIR.
+
+Written only where asked: `metabench run` and `metabench report` never write outside the
+folder they are given, so a user's own DIR/index.html is never touched by them. This
+command refuses to replace an index.html that it did not write itself.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import MetabenchError
+from bench.report.html import render_index
+from bench.store import LEDGER_NAME
+
+# The generator tag of the page; an index.html without it is the user's and is kept.
+GENERATOR = "metabench runs index"
+
+
+def _run_row(folder: Path) -> dict:
+    page = folder / "index.html"
+    summary = folder / "summary.csv"
+    suites = methods = ""
+    if summary.is_file() and summary.stat().st_size > 1:
+        s = pd.read_csv(summary)
+        suites = ", ".join(sorted(set(s.get("suite", []))))
+        methods = ", ".join(sorted(set(s.get("method", []))))
+    stamp = (page if page.is_file() else folder / LEDGER_NAME).stat().st_mtime
+    return {
+        "name": folder.name,
+        "href": f"{folder.name}/index.html" if page.is_file() else "",
+        "suites": suites,
+        "methods": methods,
+        "written": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)),
+        "mtime": stamp,
+    }
+
+
+def write_runs_index(runs_dir: Path) -> Path:
+    """DIR/index.html: one row per run folder directly under DIR (a folder holding a
+    ledger or a report page), newest first. Raises MetabenchError when DIR is not a
+    folder, or when DIR/index.html exists and was not written by this command."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise MetabenchError(f"{runs_dir}: expected a folder of run folders, found none")
+    index = runs_dir / "index.html"
+    if index.exists() and GENERATOR not in index.read_text(errors="replace")[:2000]:
+        raise MetabenchError(
+            f"{index}: exists and was not written by `metabench index`; it is left as it is "
+            "(move it, or index another folder)"
+        )
+    folders = [
+        p
+        for p in runs_dir.iterdir()
+        if p.is_dir() and ((p / LEDGER_NAME).is_file() or (p / "index.html").is_file())
+    ]
+    runs = sorted((_run_row(p) for p in folders), key=lambda r: r["mtime"], reverse=True)
+    index.write_text(render_index(runs, GENERATOR))
+    return index

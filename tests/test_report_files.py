@@ -1,0 +1,78 @@
+"""What `metabench report`, `run` and `index` write, and where: every file inside the
+folder given, nothing beside it, and a readable report even when no cell finished."""
+
+from __future__ import annotations
+
+import pandas as pd
+from ledger_factory import toy_ledger
+from report_ledgers import add_failed, failed_only_ledger
+
+from bench.cli import main
+from bench.report.writer import write_report
+
+
+def test_report_with_no_finished_cell_says_so_and_lists_errors(tmp_path, capsys):
+    run = failed_only_ledger(tmp_path / "run")
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    html = (out / "index.html").read_text()
+    assert "No cell finished" in html
+    assert "RuntimeError: CUDA out of memory (synthetic)" in html
+    assert "ValueError: bad shape" in html
+    cells = pd.read_csv(out / "cells.csv")
+    assert set(cells["status"]) == {"failed"}
+    assert cells.set_index("method").loc["maml", "error"].endswith("(synthetic)\n")
+    md = (out / "summary.md").read_text()
+    assert "No cell finished" in md and "toy / maml / seed 0: failed" in md
+    for name in ("summary.csv", "results.csv", "trace.csv"):
+        assert (out / name).is_file()
+
+
+def test_report_of_an_empty_ledger_is_written(tmp_path):
+    from ledger_factory import write_ledger
+
+    run = write_ledger(tmp_path / "run", [])  # Ctrl-C before the first cell ended
+    page = write_report(run)
+    assert "No cell finished" in page.read_text()
+
+
+def test_failed_cells_are_listed_beside_done_ones(tmp_path):
+    run = add_failed(toy_ledger(tmp_path / "run"), "toy", "maml")
+    html = write_report(run).read_text()
+    assert "1 cell did not finish" in html and "toy / maml / seed 0" in html
+    cells = pd.read_csv(run / "cells.csv")
+    assert sorted(cells["status"].unique()) == ["done", "failed"]
+
+
+def test_report_never_writes_beside_its_folder(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    own = site / "index.html"
+    own.write_text("<html>my own site</html>")
+    run = toy_ledger(site / "run")
+    assert main(["report", str(run)]) == 0
+    assert main(["report", str(run), "--out", str(site / "out")]) == 0
+    assert own.read_text() == "<html>my own site</html>"
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "out", "run"]
+
+
+def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
+    runs = tmp_path / "reports"
+    write_report(toy_ledger(runs / "a"))
+    toy_ledger(runs / "b")  # a ledger without a page yet
+    (runs / "not-a-run").mkdir()
+    assert main(["index", str(runs)]) == 0
+    html = (runs / "index.html").read_text()
+    assert 'href="a/index.html"' in html and "metabench report b" in html
+    assert "not-a-run" not in html
+    assert main(["index", str(runs)]) == 0  # its own page is refreshed
+
+    site = tmp_path / "site"
+    toy_ledger(site / "run")
+    (site / "index.html").write_text("<html>mine</html>")
+    capsys.readouterr()
+    assert main(["index", str(site)]) == 2
+    err = capsys.readouterr().err
+    assert "index.html" in err and "not written by" in err and "Traceback" not in err
+    assert (site / "index.html").read_text() == "<html>mine</html>"
+    assert main(["index", str(tmp_path / "missing")]) == 2
