@@ -5,9 +5,11 @@ Built on tests/ledger_factory.py."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from ledger_factory import ENVIRONMENT, RUN_ID, write_ledger
 
@@ -72,3 +74,121 @@ def h200_copy(tmp: Path) -> Path:
     run.mkdir(parents=True)
     shutil.copy(ledger, run / "ledger.sqlite")
     return run
+
+
+CPU_REFERENCE = REPO / "docs" / "results" / "cpu-2core-standard"
+
+
+def _episode_scores(mean: float, ci95: float, n: int) -> list[float]:
+    """n scores whose mean is `mean` and whose 95% CI (1.96 s / sqrt n) is about `ci95`."""
+    spread = ci95 * math.sqrt(n) / 1.96
+    return [mean + spread * (1 if i % 2 else -1) for i in range(n - n % 2)] + [mean] * (n % 2)
+
+
+def cpu_reference_ledger(run_dir: Path, suites: tuple[str, ...] | None = None) -> Path:
+    """A ledger rebuilt from the committed CPU reference (docs/results/cpu-2core-standard:
+    14 suites x 9 methods, codecarbon estimates): every energy window of results.csv as
+    it was measured, the suite settings and scores of summary.csv; episode scores and
+    validation checkpoints are synthetic (same mean and CI; a curve rising to the final
+    score at each meta_train window's step), which the ledger's CSVs do not hold."""
+    results = pd.read_csv(CPU_REFERENCE / "results.csv")
+    summary = pd.read_csv(CPU_REFERENCE / "summary.csv")
+    if suites:
+        results = results[results["suite"].isin(suites)]
+        summary = summary[summary["suite"].isin(suites)]
+    con = Ledger(run_dir).connect()
+    with con:
+        run_id = str(results["run_id"].iloc[0])
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?)",
+            (run_id, 1.7e9, "metabench run suites/*.toml --profile standard", json.dumps(ENV)),
+        )
+        for comp, watts in (("cpu:0", 0.8), ("dram:0", 20.0)):
+            con.execute(
+                "INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
+                (run_id, comp, watts, "estimate:codecarbon", 10.0),
+            )
+        con.execute(
+            "INSERT INTO carbon VALUES (?, ?, ?, ?, ?)",
+            (run_id, 475.0, "codecarbon:world_average", 1.0, "WORLD"),
+        )
+        for (suite, method), w in results.groupby(["suite", "method"]):
+            row = summary[(summary["suite"] == suite) & (summary["method"] == method)].iloc[0]
+            _reference_cell(con, run_id, row, w)
+    con.close()
+    return run_dir
+
+
+def _reference_cell(con, run_id: str, row: pd.Series, w: pd.DataFrame) -> None:
+    first = w.iloc[0]
+    key = str(first["cell_key"])
+    insert_cell(
+        con,
+        {
+            "cell_key": key,
+            "run_id": run_id,
+            "suite": row["suite"],
+            "suite_path": f"suites/{row['suite']}.toml",
+            "suite_sha256": "sha-" + row["suite"],
+            "profile": "standard",
+            "dataset": row["suite"].split("-")[0],
+            "split": "test",
+            "task": row["task"],
+            "n_way": 5,
+            "k_shot": 1,
+            "n_query": 15,
+            "n_test": int(row["n_test"]),
+            "target_score": float(row["target_score"]),
+            "method": row["method"],
+            "params": "{}",
+            "params_hash": "ph-" + row["method"],
+            "seed": int(first["seed"]),
+            "device": "cpu",
+            "precision": row["precision"],
+            "score_name": row["score_name"],
+            "fingerprint": first["fingerprint"],
+            "score_mean": float(row["score_mean"]),
+            "score_ci95": float(row["score_ci95"]),
+            "status": "done",
+            "started_at": float(w["start_s"].min()),
+            "finished_at": float((w["start_s"] + w["seconds_s"]).max()),
+            "torch_threads": 2,
+        },
+    )
+    windows = []
+    for r in w.itertuples():
+        joules = {c: float(v) for c, v in (("cpu:0", r.cpu_j), ("dram:0", r.dram_j)) if v == v}
+        sources = dict.fromkeys(joules, r.source)
+        windows.append(
+            (key, r.phase, int(r.idx), int(r.n_items), int(r.step), r.phase, float(r.start_s),
+             float(r.seconds_s), json.dumps(joules), json.dumps(sources), "{}", "[]", "{}")
+        )  # fmt: skip
+    con.executemany(f"INSERT INTO windows {WINDOW_COLUMNS} VALUES ({', '.join('?' * 13)})", windows)
+    n = int(row["n_test"])
+    scores = _episode_scores(float(row["score_mean"]), float(row["score_ci95"]), n)
+    con.executemany(
+        "INSERT INTO episodes VALUES (?, ?, ?)", [(key, i, v) for i, v in enumerate(scores)]
+    )
+    if row.get("rollout_mse_mean") == row.get("rollout_mse_mean"):
+        rollout = _episode_scores(float(row["rollout_mse_mean"]), float(row["rollout_mse_ci95"]), n)
+        con.executemany(
+            "INSERT INTO episode_metrics VALUES (?, ?, ?, ?)",
+            [(key, i, "rollout_mse", v) for i, v in enumerate(rollout)],
+        )
+    steps = sorted(set(w.loc[w["phase"] == "validate", "step"]))
+    final = float(row["score_mean"])
+    start = 2.0 * final if row["task"] == "regression" else 0.5 * final
+    con.executemany(
+        "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+        [
+            (key, int(s), start + (final - start) * (i + 1) / len(steps), 0, None)
+            for i, s in enumerate(steps)
+        ],
+    )
+
+
+WINDOW_COLUMNS = (
+    "(cell_key, phase, idx, n_items, step, name, start_s, seconds, joules, sources, samples, "
+    "warnings, details)"
+)
+ENV = {**ENVIRONMENT, "hostname": "cpu-2core-reference (rebuilt from its CSVs)"}

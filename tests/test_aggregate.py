@@ -167,7 +167,7 @@ def test_report_files_are_written(tmp_path):
         "trace.csv",
         "summary.md",
         "index.html",
-        "co2.png",
+        "toy-co2.png",
         "power-timeline.png",
         "toy-amortization.png",
     } <= names

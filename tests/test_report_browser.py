@@ -1,7 +1,8 @@
 """The HTML report in a real browser: headless Chromium through Selenium and the system
 chromedriver. Renders a synthetic ledger with energy (so every plot is drawn) and checks
-what a reader would hit: failed loads, console errors, empty images, the summary table.
-The 1280 px screenshot lands in test-artifacts/ (git-ignored)."""
+what a reader would hit: failed loads, console errors, empty images, the answer tables
+(visible without scrolling sideways at 1280 px), sorting. The 1280 px screenshot lands in
+test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ledger_factory import toy_ledger, toy_specs
+from report_ledgers import add_failed
 
 from bench.report.writer import write_report
 
@@ -51,8 +53,9 @@ def driver(tmp_path_factory):
 
 
 def test_report_page_renders_cleanly(driver, tmp_path):
-    run_dir = toy_ledger(tmp_path / "reports" / "toy-run")
+    run_dir = add_failed(toy_ledger(tmp_path / "reports" / "toy-run"), "toy", "maml")
     page = write_report(run_dir)
+    driver.set_window_size(1280, 1000)
     driver.get(page.as_uri())
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -72,24 +75,31 @@ def test_report_page_renders_cleanly(driver, tmp_path):
     assert all(w > 0 and h > 0 for w, h in sizes), sizes
 
     rows = driver.execute_script(
-        "return [...document.querySelectorAll('#summary tbody tr')]"
+        "return [...document.querySelectorAll('#answers tbody tr')]"
         ".map(r => r.cells[0].textContent + '/' + r.cells[1].textContent)"
     )
-    expected = {f"{s.suite}/{s.method}" for s in toy_specs()}
-    assert len(rows) == len(expected)
-    assert {r.replace(" ≈", "") for r in rows} == expected
+    assert set(rows) == {f"{s.suite}/{s.method}" for s in toy_specs()}
+    assert "toy / maml / seed 0" in driver.find_element("id", "unfinished").text
 
-    # sorting works without a framework: click "mean" twice -> descending by score
-    header = driver.find_element("xpath", "//table[@id='summary']//th[text()='mean']")
+    # the answer columns are visible at 1280 px without scrolling sideways
+    overflow = driver.execute_script(
+        "return [...document.querySelectorAll('#answers table')]"
+        ".map(t => t.getBoundingClientRect().right - t.parentElement.getBoundingClientRect().right)"
+    )
+    assert overflow and max(overflow) <= 1, overflow
+
+    # sorting works without a framework: click the score header twice -> descending
+    table = "answers-classification"
+    header = driver.find_element("xpath", f"//table[@id='{table}']//th[text()='score ± 95% CI']")
     header.click()
     header.click()
     means = driver.execute_script(
-        "const col = [...document.querySelectorAll('#summary thead th')]"
-        ".findIndex(th => th.textContent === 'mean');"
-        "return [...document.querySelectorAll('#summary tbody tr')]"
+        f"const col = [...document.querySelectorAll('#{table} thead th')]"
+        ".findIndex(th => th.textContent === 'score ± 95% CI');"
+        f"return [...document.querySelectorAll('#{table} tbody tr')]"
         ".map(r => parseFloat(r.cells[col].dataset.sort))"
     )
-    assert means == sorted(means, reverse=True)
+    assert len(means) == 3 and means == sorted(means, reverse=True)
 
     ARTIFACTS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")

@@ -1,9 +1,15 @@
 """Which cells of a run did not finish, and why: the failed rows of the ledger with their
-errors, so a page never shows the survivors of a run as if they were all of it."""
+errors, and the cells the run's command asked for that never ran (stopped before them),
+so a page never shows the survivors of a run as if they were all of it."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pandas as pd
+
+from bench.report.styles import display_name
 
 UNFINISHED_COLUMNS = ["suite", "method", "seed", "status", "error_line", "error", "cell_key"]
 
@@ -63,3 +69,76 @@ def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
     )
     out = out.reindex(columns=CELL_COLUMNS)
     return out.sort_values(["suite", "method", "seed"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def planned_cells(runs: pd.DataFrame) -> set[tuple[str, str, int]] | None:
+    """(suite, method, seed) of every cell the run commands in `runs` asked for, read back
+    through the command-line parser and the suite files found here; None when no command
+    can be read that way (then nothing is reported missing)."""
+    from bench.cli import build_parser
+    from bench.errors import MetabenchError
+    from bench.suite import load_suite
+
+    planned: set[tuple[str, str, int]] = set()
+    known = False
+    for command in runs.get("command", pd.Series(dtype=object)).dropna():
+        words = shlex.split(str(command))
+        try:
+            args, _ = build_parser().parse_known_args(words[1:])
+        except (MetabenchError, SystemExit):
+            continue
+        if getattr(args, "command", None) != "run":
+            continue
+        for name in args.suites:
+            try:
+                suite = load_suite(name, args.profile)
+            except MetabenchError:
+                try:  # a path from another machine: the same suite by its file name
+                    suite = load_suite(Path(name).stem, args.profile)
+                except MetabenchError:
+                    continue
+            known = True
+            names = [m.name for m in suite.methods]
+            chosen = [m for m in (args.methods or names) if m in names]
+            for seed in args.seeds if args.seeds is not None else suite.seeds:
+                planned.update((suite.name, m, int(seed)) for m in chosen)
+    return planned if known else None
+
+
+def absent_lines(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Per suite, sentences naming its methods that failed (with the error) or that the
+    run's command asked for but never ran (stopped or killed before them)."""
+    out: dict[str, list[str]] = {}
+    for r in unfinished_cells(cells).itertuples():
+        out.setdefault(r.suite, []).append(
+            f"{display_name(r.method)} (seed {r.seed}) {r.status}: {r.error_line}."
+        )
+    planned = planned_cells(runs)
+    if planned is None:
+        return out
+    present = set(zip(cells["suite"], cells["method"], cells["seed"].astype(int), strict=True))
+    for suite in sorted({p[0] for p in planned}):
+        mine = {p for p in planned if p[0] == suite}
+        gone = sorted(mine - present)
+        if not gone:
+            continue
+        if len(gone) == len(mine):
+            text = f"None of its {len(mine)} planned cells ran: the run stopped before this suite."
+        else:
+            several = len({seed for _, _, seed in mine}) > 1
+            by_method: dict[str, list[int]] = {}
+            for _, method, seed in gone:
+                by_method.setdefault(method, []).append(seed)
+            names = [
+                display_name(m) + (f" (seeds {', '.join(map(str, v))})" if several else "")
+                for m, v in by_method.items()
+            ]
+            text = (
+                f"Never ran (the run stopped before them): {', '.join(names)}; "
+                "the lines below leave them out."
+            )
+        out.setdefault(suite, []).append(text)
+    return out

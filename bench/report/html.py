@@ -1,31 +1,40 @@
-"""Render the self-contained HTML report (Jinja2): no network requests, everything inline."""
+"""Render the self-contained HTML report (Jinja2): no network requests, everything inline.
+
+Table cells are formatted for people (bench/report/fmt.py): energy with its unit (J, kJ,
+MJ), CO2 in grams, scores with their CI, break-even in tasks with its interval; each cell
+keeps an exact sort key, so a click on a header sorts by value, not by text.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
+from bench.report import fmt
+from bench.report.reading import breakeven
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 # The metric definitions repeated in the page (the README's "What the report says").
 DEFINITIONS = (
     (
-        "E_meta (J)",
+        "E_meta",
         "energy of the meta_train phase (meta-training or pretraining; 0 for "
-        "from-scratch), mean per seed; validation windows are reported separately.",
+        "from-scratch), mean per seed; validation and setup windows are reported apart.",
     ),
     (
-        "E_deploy (J/task)",
+        "E_deploy (per task)",
         "adapt + predict energy per test task: each deploy window's energy "
-        "divided by the number of episodes it covered.",
+        "divided by the number of tasks it covered.",
     ),
     (
-        "E_task(N) (J/task)",
-        "E_meta / N + E_deploy: amortized energy per task when N tasks are served.",
+        "E_task(N) (per task)",
+        "E_meta / N + E_deploy: energy per task when N tasks share one meta-training.",
     ),
     (
         "accuracy per kJ at N",
@@ -34,55 +43,121 @@ DEFINITIONS = (
     ),
     (
         "break-even N*",
-        "E_meta / (E_deploy_b - E_deploy) against baseline b (from-scratch, "
-        'transfer) when positive, else "never".',
+        "the number of tasks after which a method's total energy E_meta + N E_deploy falls "
+        "below a baseline's (from-scratch, transfer), both one-off costs counted; given only "
+        "where the method is at least as accurate (within 95% CIs), with its 95% bootstrap "
+        'interval. "from task 1": cheaper from the start; "until N": cheaper only up to N '
+        'tasks; "never": dearer per task.',
     ),
     (
-        "energy-to-target (J)",
+        "energy-to-target",
         "cumulative meta_train energy at the first validation "
         "checkpoint whose score reaches the suite's target (≥ for accuracy, ≤ for MSE).",
     ),
     (
-        "net energy (J)",
+        "net energy",
         "gross - idle W × seconds, with the idle baseline measured before the run, per component.",
     ),
-    ("CO2 (g)", "kWh × carbon intensity (g/kWh) × PUE."),
+    (
+        "CO2",
+        "kWh × carbon intensity (g/kWh) × PUE; per task at N = n_test includes E_meta / n_test.",
+    ),
     (
         "score ± 95% CI",
         "mean over all test episodes pooled across seeds; CI = 1.96 × std(ddof=1) / √n.",
     ),
+    (
+        "≈",
+        "the figure rests on an estimate (a model of power × time such as codecarbon's), "
+        "not on a meter; in a sum of components, at least one part is estimated.",
+    ),
 )
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: object) -> str:
+    return "" if _missing(value) else repr(float(value))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class Column:
+    """One table column: `key` in the row, header `title`, how cells read (`kind`), an
+    optional boolean row key `mark` that appends ≈ (estimated), and header help text.
+
+    kinds: text | num | int | energy (J, kJ, MJ) | grams | seconds | share | score (with
+    its CI) | breakeven:<baseline> | count."""
+
     key: str
     title: str
-    kind: str = "num"  # num | text | energy (NaN reads "not measured")
+    kind: str = "num"
+    mark: str = ""
+    help: str = ""
 
 
-def _cell(value: object, kind: str) -> tuple[str, str]:
-    """(display text, sort key) of one table cell."""
-    if isinstance(value, float) and math.isnan(value):
-        text = "not measured" if kind == "energy" else "—"
-        return text, ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:.4g}", repr(float(value))
-    return str(value), str(value)
+def _cell(r: pd.Series, c: Column) -> dict:
+    """{text, sort, title} of one table cell."""
+    value = r.get(c.key)
+    if c.kind == "score":
+        lower = bool(r.get("lower_is_better"))
+        return {
+            "text": fmt.score(value, r.get("score_ci95"), lower),
+            "sort": _number(value),
+            "title": "",
+        }
+    if c.kind.startswith("breakeven:"):
+        be = breakeven(r, c.kind.split(":", 1)[1])
+        return {"text": be.short(), "sort": _number(be.n), "title": be.note}
+    if _missing(value):
+        empty = "not measured" if c.kind in ("energy", "grams") else "—"
+        return {"text": empty, "sort": "", "title": ""}
+    if c.kind == "text":
+        return {"text": str(value), "sort": str(value), "title": ""}
+    formats: dict[str, Callable[[float], str]] = {
+        "energy": fmt.joules,
+        "grams": fmt.grams,
+        "seconds": fmt.seconds,
+        "share": lambda v: f"{fmt.sig(100 * v, 3)}%",
+        "count": fmt.count,
+        "int": lambda v: f"{int(v):,}",
+        "num": fmt.sig,
+    }
+    text = formats.get(c.kind, fmt.sig)(float(value))
+    if c.mark and bool(r.get(c.mark)) and float(value) != 0:
+        text += " ≈"
+    return {"text": text, "sort": _number(value), "title": ""}
 
 
 def table(
-    df: pd.DataFrame, columns: list[Column], table_id: str, marks: pd.Series | None = None
+    df: pd.DataFrame,
+    columns: list[Column],
+    table_id: str,
+    label: Callable[[pd.Series], str] | None = None,
+    drop_empty: bool = False,
 ) -> dict:
-    """A table for the template: header titles and rows of (text, sort key) cells; rows
-    where `marks` is true get a ≈ after their first cell (estimated energy)."""
+    """A table for the template: headers and rows of cells. `label(row)` replaces the
+    method cell's text (e.g. to mark transductive rows); `drop_empty` leaves out the
+    columns in which no row has a value (other than the first two)."""
+    if drop_empty:
+        columns = [
+            c
+            for i, c in enumerate(columns)
+            if i < 2 or c.kind == "score" or c.kind.startswith("breakeven:")
+            or (c.key in df and df[c.key].notna().any())
+        ]  # fmt: skip
     rows = []
-    for i, (_, r) in enumerate(df.iterrows()):
-        cells = [_cell(r.get(c.key, float("nan")), c.kind) for c in columns]
-        if marks is not None and bool(marks.iloc[i]):
-            cells[0] = (cells[0][0] + " ≈", cells[0][1])
+    for _, r in df.iterrows():
+        cells = [_cell(r, c) for c in columns]
+        if label is not None:
+            cells[1]["text"] = label(r)
         rows.append(cells)
-    return {"id": table_id, "columns": [c.title for c in columns], "rows": rows}
+    return {
+        "id": table_id,
+        "columns": [{"title": c.title, "help": c.help} for c in columns],
+        "rows": rows,
+    }
 
 
 def environment() -> jinja2.Environment:

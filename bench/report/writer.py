@@ -4,7 +4,6 @@ index.html, all inside the output folder (nothing is written anywhere else)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +16,18 @@ from bench.report.aggregate import (
     LedgerTables,
     enrich_windows,
     fingerprint_conflicts,
-    headline,
     learning_curves,
     results_table,
     summary_table,
     trace_table,
 )
-from bench.report.coverage import cells_table, unfinished_cells
-from bench.report.html import Column, render_report, table
+from bench.report.coverage import absent_lines, cells_table, unfinished_cells
+from bench.report.headline import headline
+from bench.report.html import render_report
+from bench.report.page import page_context
+from bench.report.reading import SCOPES
+from bench.report.styles import method_styles
+from bench.report.tables import ANSWERS, prepare
 from bench.store import LEDGER_NAME, Ledger
 
 TABLES = (
@@ -39,81 +42,27 @@ TABLES = (
     "episode_metrics",
 )
 
-SUMMARY_COLUMNS = [
-    Column("suite", "suite", "text"),
-    Column("method", "method", "text"),
-    Column("precision", "precision", "text"),
-    Column("score_name", "score", "text"),
-    Column("score_mean", "mean"),
-    Column("score_ci95", "±95% CI"),
-    Column("score_seed_std", "seed std"),
-    Column("n_seeds", "seeds"),
-    Column("e_meta_j", "E_meta (J)", "energy"),
-    Column("e_meta_net_j", "E_meta net (J)", "energy"),
-    Column("e_validate_j", "validate (J)", "energy"),
-    Column("e_adapt_j_per_task", "adapt (J/task)", "energy"),
-    Column("e_predict_j_per_task", "predict (J/task)", "energy"),
-    Column("e_deploy_j_per_task", "E_deploy (J/task)", "energy"),
-    Column("e_deploy_net_j_per_task", "E_deploy net (J/task)", "energy"),
-    Column("breakeven_vs_scratch_n", "N* vs scratch", "text"),
-    Column("breakeven_vs_transfer_n", "N* vs transfer", "text"),
-    Column("energy_to_target_j", "energy-to-target (J)", "energy"),
-    Column("target_reached", "target reached", "text"),
-    Column("val_score_at_budget", "val score at common budget"),
-    Column("budget_j", "common budget (J)", "energy"),
-    Column("co2_meta_g", "CO2 meta (g)", "energy"),
-    Column("co2_deploy_g_per_task", "CO2 deploy (g/task)", "energy"),
-    Column("source_meta", "source meta", "text"),
-    Column("source_deploy", "source deploy", "text"),
-    Column("energy_note", "energy", "text"),
-]
-TIMING_COLUMNS = [
-    Column("suite", "suite", "text"),
-    Column("method", "method", "text"),
-    Column("meta_train_s", "meta_train (s)"),
-    Column("validate_s", "validate (s)"),
-    Column("adapt_s_per_task", "adapt (s/task)"),
-    Column("predict_s_per_task", "predict (s/task)"),
-    Column("deploy_s_per_task", "deploy (s/task)"),
-    Column("seconds_to_target_s", "time-to-target (s)"),
-]
-
-
-def amortization_columns() -> list[Column]:
-    cols = [Column("suite", "suite", "text"), Column("method", "method", "text")]
-    for label, title in (
-        ("n1", "N=1"),
-        ("ntest", "N=n_test"),
-        ("n10000", "N=10⁴"),
-        ("ninf", "N=∞"),
-    ):
-        cols.append(Column(f"e_task_j_{label}", f"E_task {title} (J)", "energy"))
-    for label, title in (
-        ("n1", "N=1"),
-        ("ntest", "N=n_test"),
-        ("n10000", "N=10⁴"),
-        ("ninf", "N=∞"),
-    ):
-        cols.append(Column(f"accuracy_per_kj_{label}", f"acc/kJ {title}", "energy"))
-        cols.append(Column(f"inv_mse_per_kj_{label}", f"(1/MSE)/kJ {title}", "energy"))
-    return cols
-
 
 def load_tables(run_dir: Path) -> LedgerTables:
     ledger = Ledger(run_dir)
     return LedgerTables(**{name: ledger.table(name) for name in TABLES})
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write every report file into `out` (default: the run directory); returns the path
-    of its index.html."""
+def write_report(run_dir: Path, out: Path | None = None, energy_scope: str = "node") -> Path:
+    """Write every report file into `out` (default: the run directory) and nothing
+    elsewhere; returns the path of its index.html. `energy_scope` (node | gpu) is what the
+    headline sums. Raises MetabenchError when run_dir holds no ledger or out is a file."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER_NAME).is_file():
         raise MetabenchError(
             f"{run_dir}: expected a run directory holding {LEDGER_NAME}, "
             "found none (run `metabench run` first)"
         )
+    if energy_scope not in SCOPES:
+        raise MetabenchError(f"--energy-scope: expected one of {SCOPES}, found {energy_scope!r}")
     out = Path(out or run_dir)
+    if out.exists() and not out.is_dir():
+        raise MetabenchError(f"--out {out}: expected a folder, found a file")
     out.mkdir(parents=True, exist_ok=True)
     t = load_tables(run_dir)
     summary = summary_table(t)
@@ -121,90 +70,50 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     summary.to_csv(out / "summary.csv", index=False)
     trace_table(t).to_csv(out / "trace.csv", index=False)
     cells_table(t.cells).to_csv(out / "cells.csv", index=False)
-    unfinished = unfinished_cells(t.cells)
-    (out / "summary.md").write_text(summary_markdown(summary, unfinished))
+    (out / "summary.md").write_text(summary_markdown(t, summary, energy_scope))
+    context = page_context(t, summary, run_dir.resolve().name, energy_scope)
     index = out / "index.html"
-    index.write_text(render_report(page_context(t, summary, out, run_dir.resolve().name)))
+    index.write_text(render_report({**context, **figures(t, summary, out)}))
     return index
 
 
 # --------------------------------------------------------------------------- markdown
 
 
-def _fmt(value: object, energy: bool = False) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "not measured" if energy else "—"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def summary_markdown(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
-    """The headline table for papers: score, E_meta, E_deploy, E_task and efficiency at
-    N = n_test, break-even vs from-scratch; ≈ marks estimated energy. Cells that did not
-    finish are listed below it with their errors."""
-    return _markdown_table(summary) + _markdown_unfinished(unfinished)
-
-
-def _markdown_table(summary: pd.DataFrame) -> str:
+def summary_markdown(t: LedgerTables, summary: pd.DataFrame, scope: str = "node") -> str:
+    """For papers and terminals: the headline per suite, the answer columns as a
+    Markdown table (≈ marks estimated energy), and the cells that did not finish."""
+    blocks = headline(summary, fingerprint_conflicts(t.cells), absent_lines(t.cells, t.runs), scope)
+    parts = ["# Headline", ""] + [f"- {h.text()}" for h in blocks]
     if summary.empty:
-        return "No cell finished in this run: there are no scores or energies to report.\n"
-    head = (
-        "| suite | method | score ± 95% CI | E_meta (J) | E_deploy (J/task) | "
-        "E_task(n_test) (J/task) | score per kJ at n_test | N* vs scratch |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-    )
-    lines = []
-    for _, r in summary.iterrows():
-        lower = bool(r["lower_is_better"])
-        eff = r["inv_mse_per_kj_ntest" if lower else "accuracy_per_kj_ntest"]
-        eff_text = _fmt(eff, True)
-        if eff == eff:  # not NaN: name the unit
-            eff_text += " 1/MSE per kJ" if lower else " acc/kJ"
-        mark = " ≈" if r["estimated"] else ""
-        lines.append(
-            f"| {r['suite']} | {r['method']}{mark} | {r['score_name']} "
-            f"{r['score_mean']:.4g} ± {_fmt(r['score_ci95'])} | {_fmt(r['e_meta_j'], True)} | "
-            f"{_fmt(r['e_deploy_j_per_task'], True)} | {_fmt(r['e_task_j_ntest'], True)} | "
-            f"{eff_text} | {_fmt(r['breakeven_vs_scratch_n'])} |"
-        )
-    note = (
-        "\n≈: estimated energy (modelled, e.g. estimate:codecarbon). "
-        '"not measured": no meter covered the phase. n_test: test episodes per seed.\n'
-    )
-    return head + "\n".join(lines) + "\n" + note
-
-
-def _markdown_unfinished(unfinished: pd.DataFrame) -> str:
-    if unfinished.empty:
-        return ""
-    lines = [f"\n{len(unfinished)} cell(s) did not finish (full errors in cells.csv):\n"]
-    for r in unfinished.itertuples():
-        lines.append(f"- {r.suite} / {r.method} / seed {r.seed}: {r.status}: {r.error_line}")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- page
-
-
-def page_context(t: LedgerTables, summary: pd.DataFrame, out: Path, title: str) -> dict:
-    conflicts = fingerprint_conflicts(t.cells)
-    est = summary["estimated"] if len(summary) else None
+        parts += ["", "No cell finished in this run: there are no scores or energies to report."]
+    else:
+        parts += ["", "# Answers", "", _markdown_table(prepare(summary))]
     unfinished = unfinished_cells(t.cells)
-    return {
-        "title": title,
-        "headline": headline(summary, conflicts)["sentence"].tolist()
-        if len(summary)
-        else ["No cell finished in this run: there are no scores or energies to report."],
-        "unfinished": unfinished.to_dict("records"),
-        "conflicts": conflicts.to_dict("records"),
-        "summary": table(summary, SUMMARY_COLUMNS, "summary", est),
-        "amortization": table(summary, amortization_columns(), "amortization", est),
-        "timing": table(summary, TIMING_COLUMNS, "timing"),
-        **figures(t, summary, out),
-        **measurement_context(t),
-        **provenance_context(t),
-    }
+    if len(unfinished):
+        parts += ["", f"# {len(unfinished)} cell(s) did not finish (full errors in cells.csv)", ""]
+        parts += [
+            f"- {r.suite} / {r.method} / seed {r.seed}: {r.status}: {r.error_line}"
+            for r in unfinished.itertuples()
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def _markdown_table(s: pd.DataFrame) -> str:
+    from bench.report.html import table
+
+    t = table(s, ANSWERS, "answers", lambda r: str(r["label"]))
+    head = "| " + " | ".join(c["title"] for c in t["columns"]) + " |"
+    rule = "|" + "---|" * len(t["columns"])
+    rows = ["| " + " | ".join(c["text"] for c in row) + " |" for row in t["rows"]]
+    note = (
+        '\n≈: rests on estimated energy (a model, not a meter). "not measured": no meter '
+        "covered the phase. N*: tasks after which meta-training pays back (95% interval)."
+    )
+    return "\n".join([head, rule, *rows]) + "\n" + note
+
+
+# --------------------------------------------------------------------------- figures
 
 
 def _timeline(t: LedgerTables) -> object:
@@ -221,128 +130,76 @@ def _timeline(t: LedgerTables) -> object:
     return plots.power_timeline(trace[trace["cell_key"] == keys[0]], ew[ew["cell_key"] == keys[0]])
 
 
-def _figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, object]]:
-    """(file name, caption, figure or None) for every plot of the report, drawn one at a
-    time as the caller iterates (the caller closes each: a 14-suite grid has 58 plots)."""
+def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, str, object]]:
+    """(suite or "", file name, caption, figure or None) for every plot of the report,
+    drawn one at a time as the caller iterates (the caller closes each: a 14-suite grid
+    has 71 plots)."""
     if summary.empty:
         return
-    styles = plots.method_styles(summary["method"].tolist())
+    styles = method_styles(summary["method"].tolist())
     curves = learning_curves(t)
     for suite, s in summary.groupby("suite", sort=True):
+        n = int(s["n_test"].iloc[0])
         yield (
+            suite,
             f"{suite}-score-vs-energy",
-            f"{suite}: score vs energy per task at N = n_test with 95% CI; dashed: Pareto front.",
+            f"{suite}: score against energy per task at N = {n} (95% CI bars); the thin line "
+            "runs to the same method's energy per task as N grows without bound (E_deploy); "
+            "dashed: the Pareto front.",
             plots.accuracy_vs_energy(s, styles),
         )
         yield (
+            suite,
             f"{suite}-amortization",
-            f"{suite}: E_task(N) vs N; X marks break-even N*.",
+            f"{suite}: energy per task E_meta/N + E_deploy as N tasks share the one-off "
+            "meta-training; circles and diamonds mark break-even with from-scratch and "
+            "transfer, listed in the table.",
             plots.amortization(s, styles),
         )
         yield (
+            suite,
             f"{suite}-learning-curves",
-            f"{suite}: validation score vs cumulative meta-training energy; dashed: target.",
+            f"{suite}: validation score against cumulative meta-training energy; dashed: "
+            "the suite's target.",
             plots.learning_curves(curves[curves["suite"] == suite], styles),
         )
         yield (
+            suite,
             f"{suite}-efficiency",
-            f"{suite}: score per kJ at N = n_test.",
+            f"{suite}: score per kJ of energy per task at N = {n}.",
             plots.efficiency_bars(s, styles),
         )
-    yield ("power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
-    yield ("co2", "CO2 per task at N = n_test.", plots.co2_per_method(summary, styles))
+        yield (
+            suite,
+            f"{suite}-co2",
+            f"{suite}: grams of CO2 per task at N = {n}: deploy plus the meta-training share.",
+            plots.co2_per_method(s, styles),
+        )
+    yield ("", "power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
 
 
 def figures(t: LedgerTables, summary: pd.DataFrame, out: Path) -> dict:
-    items, notes = [], []
-    for name, caption, fig in _figure_list(t, summary):
+    """Draw, save (PNG) and inline (SVG) every figure, one at a time; grouped by suite."""
+    groups: dict[str, list[dict]] = {}
+    notes = []
+    for suite, name, caption, fig in figure_list(t, summary):
         if fig is None:
             notes.append(
-                f"{caption.split(':')[0]}: {name} not drawn — nothing to plot "
-                "(energy not measured, or no meta-training checkpoints)."
+                f"{name} not drawn: nothing to plot (energy not measured, or no "
+                "meta-training checkpoints)."
             )
             continue
         fig.savefig(out / f"{name}.png", dpi=110)
-        items.append({"name": name, "caption": caption, "svg": plots.to_svg(fig, name)})
+        groups.setdefault(suite or "all suites", []).append(
+            {
+                "name": name,
+                "caption": caption,
+                "svg": plots.to_svg(fig, name),
+                "wide": fig.get_figwidth() > plots.WIDTH_IN,
+            }
+        )
         plt.close(fig)
-    return {"plots": items, "plot_notes": notes}
-
-
-def measurement_context(t: LedgerTables) -> dict:
-    ew = enrich_windows(t)
-    sources = sorted({s for src in ew.get("source", []) for s in src.split("+")})
-    warnings = []
-    if len(ew):
-        for (cell, phase), g in ew[ew["warnings"] != ""].groupby(["cell_key", "phase"]):
-            warnings.append(f"{cell} {phase}: {'; '.join(sorted(set(g['warnings'])))}")
-        est = ew[ew["estimated"]]
-        for cell in est["cell_key"].unique():
-            warnings.append(
-                f"{cell}: energy is estimated, not measured "
-                f"({', '.join(sorted(set(est[est['cell_key'] == cell]['source'])))})"
-            )
-        for cell in ew.loc[ew["joules_j"].isna(), "cell_key"].unique():
-            warnings.append(f"{cell}: energy not measured for some windows (time only)")
-    idle = t.idle.rename(columns={"watts": "idle_w", "seconds": "measured_for_s"})
-    carbon = t.carbon
     return {
-        "sources": sources,
-        "warnings": warnings,
-        "idle": table(
-            idle,
-            [
-                Column("run_id", "run", "text"),
-                Column("component", "component", "text"),
-                Column("idle_w", "idle power (W)"),
-                Column("source", "source", "text"),
-                Column("measured_for_s", "measured for (s)"),
-            ],
-            "idle",
-        ),
-        "carbon": table(
-            carbon,
-            [
-                Column("run_id", "run", "text"),
-                Column("intensity_g_per_kwh", "intensity (g/kWh)"),
-                Column("source", "source", "text"),
-                Column("pue", "PUE"),
-                Column("region", "region", "text"),
-            ],
-            "carbon",
-        ),
+        "plot_groups": [{"suite": k, "plots": v} for k, v in groups.items()],
+        "plot_notes": notes,
     }
-
-
-def provenance_context(t: LedgerTables) -> dict:
-    runs = [
-        {
-            "run_id": r.run_id,
-            "command": r.command,
-            "environment": json.dumps(json.loads(r.environment or "{}"), indent=2),
-        }
-        for r in t.runs.itertuples()
-    ]
-    suites = t.done.groupby("suite", as_index=False).agg(
-        suite_path=("suite_path", "first"),
-        suite_sha256=("suite_sha256", "first"),
-        profile=("profile", "first"),
-        dataset=("dataset", "first"),
-        split=("split", "first"),
-        n_way=("n_way", "first"),
-        k_shot=("k_shot", "first"),
-        n_test=("n_test", "first"),
-        target_score=("target_score", "first"),
-    )
-    cols = [
-        Column("suite", "suite", "text"),
-        Column("suite_path", "file", "text"),
-        Column("suite_sha256", "sha256", "text"),
-        Column("profile", "profile", "text"),
-        Column("dataset", "dataset", "text"),
-        Column("split", "split", "text"),
-        Column("n_way", "way"),
-        Column("k_shot", "shot"),
-        Column("n_test", "test episodes"),
-        Column("target_score", "target"),
-    ]
-    return {"runs": runs, "suites": table(suites, cols, "suites")}

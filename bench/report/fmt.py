@@ -1,0 +1,122 @@
+"""Numbers for people: three significant digits, thousands separators, SI-prefixed joules
+and grams of CO2, never scientific notation (the headline, tables and plot labels)."""
+
+from __future__ import annotations
+
+import math
+
+ENERGY_UNITS = ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"))
+MASS_UNITS = ((1e6, "t"), (1e3, "kg"), (1.0, "g"))
+
+
+def is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """`value` rounded to `digits` significant digits, in positional notation with
+    thousands separators: 2403.7 -> "2,400", 0.000123456 -> "0.000123", 97.72 -> "97.7"."""
+    if is_missing(value):
+        return "—"
+    if value == 0:
+        return "0"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    exponent = math.floor(math.log10(abs(value)))
+    places = digits - 1 - exponent  # negative: round to tens, hundreds, ...
+    rounded = round(value, places)
+    # rounding can carry into a new digit (999.6 -> 1000): one place fewer
+    if rounded != 0 and math.floor(math.log10(abs(rounded))) > exponent:
+        places -= 1
+        rounded = round(value, places)
+    return f"{rounded:,.{max(places, 0)}f}"
+
+
+def _scaled(value: float, units: tuple[tuple[float, str], ...], digits: int) -> str:
+    if is_missing(value):
+        return "not measured"
+    if value == 0:
+        return f"0 {units[-1][1]}"
+    for scale, unit in units:
+        if abs(value) >= scale * 0.9995:  # 999.96 J reads "1.00 kJ", not "1,000 J"
+            return f"{sig(value / scale, digits)} {unit}"
+    scale, unit = units[-1]
+    return f"{sig(value / scale, digits)} {unit}"
+
+
+def joules(value: float, digits: int = 3) -> str:
+    """2403.7 -> "2.40 kJ"; 0.166 -> "0.166 J"; NaN -> "not measured"."""
+    text = _scaled(value, ENERGY_UNITS, digits)
+    return _keep_zeros(text, value, ENERGY_UNITS, digits)
+
+
+def grams(value: float, digits: int = 3) -> str:
+    """CO2 mass: 0.000212 -> "0.000212 g"; 1530 -> "1.53 kg"."""
+    return _keep_zeros(_scaled(value, MASS_UNITS, digits), value, MASS_UNITS, digits)
+
+
+def _keep_zeros(text: str, value: float, units, digits: int) -> str:
+    """ "2.4 kJ" -> "2.40 kJ": three significant digits stay three when trailing zeros."""
+    if is_missing(value) or value == 0 or " " not in text:
+        return text
+    number, unit = text.split(" ", 1)
+    plain = number.replace(",", "").lstrip("-")
+    significant = plain.replace(".", "").lstrip("0")
+    if len(significant) < digits and "," not in number:
+        missing = digits - len(significant)
+        number += ("" if "." in number else ".") + "0" * missing
+    return f"{number} {unit}"
+
+
+def seconds(value: float) -> str:
+    """85.7 -> "85.7 s"; 3174 -> "52.9 min"; 0.0123 -> "12.3 ms"."""
+    if is_missing(value):
+        return "—"
+    if value >= 3600:
+        return f"{sig(value / 3600)} h"
+    if value >= 120:
+        return f"{sig(value / 60)} min"
+    if 0 < value < 1:
+        return f"{sig(value * 1000)} ms"
+    return f"{sig(value)} s"
+
+
+def count(value: float) -> str:
+    """A number of tasks: whole, three significant digits at most: 843.6 -> "844",
+    12345 -> "12,300", 0.4 -> "1" (tasks are served whole)."""
+    if is_missing(value):
+        return "—"
+    if math.isinf(value):
+        return "∞"
+    whole = max(math.ceil(value - 1e-9), 1)
+    return sig(whole, 3) if whole >= 1000 else str(whole)
+
+
+def count_range(value: float, lo: float, hi: float) -> tuple[str, str, str]:
+    """N* and its interval with only the digits the interval supports: the estimate is
+    rounded to the leading digit of the interval's half-width (never finer than three
+    significant digits): (843.6, 700, 1010) -> ("800", "700", "1,010")."""
+    if is_missing(lo) or is_missing(hi) or math.isinf(hi):
+        return count(value), count(lo), count(hi)
+    half = (hi - lo) / 2
+    if half <= 0:
+        return count(value), count(lo), count(hi)
+    step = 10 ** math.floor(math.log10(half))
+    coarse = max(round(value / step) * step, 1)
+    return count(coarse) if step >= 1 else count(value), count(lo), count(hi)
+
+
+def score(value: float, ci: float, lower_better: bool) -> str:
+    """Accuracy in percent, MSE as is; the CI to the mean's last shown decimal:
+    (0.9772, 0.0028, False) -> "97.7 ± 0.3%"; (1.023, 0.086, True) -> "MSE 1.02 ± 0.09"."""
+    if is_missing(value):
+        return "—"
+    scale, prefix, suffix = (1.0, "MSE ", "") if lower_better else (100.0, "", "%")
+    mean = sig(value * scale, 3)
+    if is_missing(ci):
+        return f"{prefix}{mean}{suffix}"
+    decimals = len(mean.split(".")[1]) if "." in mean else 0
+    half = round(ci * scale, decimals)
+    if half == 0:  # narrower than the last digit shown: say so instead of "± 0"
+        return f"{prefix}{mean} ± <{10**-decimals:g}{suffix}"
+    return f"{prefix}{mean} ± {half:,.{decimals}f}{suffix}"

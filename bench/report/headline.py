@@ -1,0 +1,268 @@
+"""The headline: per suite, two to four lines a researcher can act on.
+
+1. The best score and its method, against the baselines (from-scratch, transfer).
+2. The Pareto-optimal methods of score against energy per task at N = n_test and as
+   N → ∞ (where E_task = E_deploy).
+3. For the most accurate method that meta-trains: what meta-training costs, and its
+   break-even against from-scratch and transfer (status and 95% interval of the summary's
+   breakeven_vs_<b>_* columns), then its energy per task against theirs.
+4. Where the energy comes from, once: measured, partly or wholly estimated.
+
+Rows that normalised transductively are never ranked against inductive rows: the ranking
+uses the inductive rows and names the transductive ones apart. A suite with failed or
+missing methods, or whose methods saw different episodes, says so before its lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench.report import fmt
+from bench.report.reading import BASELINES, breakeven, lower_better, pareto_front
+from bench.report.styles import display_name
+
+MEASURING = ("nvml", "rapl")  # source labels of meters; estimate:* are models
+
+
+@dataclass
+class SuiteHeadline:
+    suite: str
+    caption: str  # "accuracy, 600 test tasks, 1 seed"
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the lines do not cover, and why
+
+    def text(self) -> str:
+        body = " ".join(self.lines)
+        notes = " ".join(self.notes)
+        return f"{self.suite} ({self.caption}): " + " ".join(x for x in (notes, body) if x)
+
+
+def transductive(s: pd.DataFrame) -> pd.Series:
+    """The summary's `transductive` flag (older summaries: from `normalization`, NULL =
+    transductive as the ledger documents)."""
+    if "transductive" in s:
+        return s["transductive"].fillna(False).astype(bool)
+    norm = s.get("normalization", pd.Series(None, index=s.index, dtype=object))
+    return norm.fillna("transductive").eq("transductive")
+
+
+def _name(r: pd.Series) -> str:
+    return display_name(str(r["method"]))
+
+
+def _score(r: pd.Series) -> str:
+    return fmt.score(r["score_mean"], r["score_ci95"], bool(r["lower_is_better"]))
+
+
+def _better(a: float, b: float, lower: bool) -> bool:
+    return a < b if lower else a > b
+
+
+def _list(names: list[str]) -> str:
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def best_line(s: pd.DataFrame) -> str:
+    """The best score and its method, against the baselines present."""
+    lower = lower_better(s)
+    ranked = s.sort_values("score_mean", ascending=lower)
+    best = ranked.iloc[0]
+    others = [
+        f"{_name(b)} {_score(b)}"
+        for _, b in ranked.iterrows()
+        if b["method"] in BASELINES and b["method"] != best["method"]
+    ]
+    text = f"Best: {_name(best)} {_score(best)}"
+    if others:
+        text += " against " + _list(others)
+    if best["method"] in BASELINES:
+        meta = ranked[~ranked["method"].isin(BASELINES)]
+        if len(meta):
+            m = meta.iloc[0]
+            text += f"; the best meta-learner, {_name(m)}, {_score(m)}"
+    return text + "."
+
+
+def pareto_line(s: pd.DataFrame) -> str:
+    """Pareto-optimal methods (score against energy per task) at n_test and as N → ∞."""
+    lower = lower_better(s)
+    n_test = int(s["n_test"].iloc[0])
+    kind = "MSE" if lower else "accuracy"
+    fronts = {}
+    for label, col in ((f"N = {n_test:,}", "e_task_j_ntest"), ("N → ∞", "e_task_j_ninf")):
+        front = pareto_front(s, col, lower)
+        if len(front):
+            fronts[label] = [_name(r) for _, r in front.iterrows()]
+    if not fronts:
+        return ""
+    parts = list(fronts.items())
+    if len(parts) == 2 and parts[0][1] == parts[1][1]:
+        return (
+            f"Pareto-optimal for {kind} against energy per task, at {parts[0][0]} and as "
+            f"N → ∞: {_list(parts[0][1])}."
+        )
+    clauses = [
+        f"{'as' if '∞' in label else 'at'} {label}, {_list(names)}" for label, names in parts
+    ]
+    return f"Pareto-optimal for {kind} against energy per task: " + "; ".join(clauses) + "."
+
+
+def _possessive(name: str) -> str:
+    return name + ("'" if name.endswith("s") else "'s")
+
+
+def _n_clause(be) -> str:
+    n, lo, hi = fmt.count_range(be.n, be.lo, be.hi)
+    interval = "" if fmt.is_missing(be.lo) else f" (95% interval {lo}–{hi})"
+    return f"{n} tasks{interval}" + (f" ({be.note})" if be.note else "")
+
+
+def _other(r: pd.Series, b: pd.Series, be) -> str:
+    """A clause for a status other than "after"."""
+    base = display_name(str(b["method"]))
+    mine, theirs = fmt.joules(r["e_deploy_j_per_task"]), fmt.joules(b["e_deploy_j_per_task"])
+    note = f" ({be.note})" if be.note else ""
+    if be.status == "until":
+        return (
+            f"it is cheaper than {base} only until {_n_clause(be)}, costing less up front "
+            f"but {mine} per task against {theirs}"
+        )
+    if be.status == "from_first_task":
+        return f"it costs less than {base} from the first task{note}"
+    if be.status == "never":
+        return f"it never pays back against {base}{note}: {mine} per task against {theirs}"
+    if be.status == "less_accurate":
+        return f"it is less accurate than {base} ({_score(r)} against {_score(b)}){note}"
+    if be.status == "not_comparable":
+        return f"it is not compared with {base} (different test episodes)"
+    return f"against {base}: {be.short()}{note}"
+
+
+def breakeven_line(s: pd.DataFrame, mark: str) -> str:
+    """What meta-training of the most accurate meta-learner costs, and when it pays back
+    against each baseline (then its energy per task against theirs)."""
+    lower = lower_better(s)
+    meta = s[~s["method"].isin(BASELINES)].sort_values("score_mean", ascending=lower)
+    if meta.empty or fmt.is_missing(meta.iloc[0]["e_meta_j"]):
+        return ""
+    r = meta.iloc[0]
+    extra = f"{mark.strip(' ()')}; " if mark else ""
+    text = (
+        f"{_possessive(_name(r))} meta-training costs {fmt.joules(r['e_meta_j'])} "
+        f"({extra}{fmt.seconds(r['meta_train_s'])})"
+    )
+    after, others, costs = [], [], []
+    for b in BASELINES:
+        rows = s[s["method"] == b]
+        if rows.empty:
+            continue
+        be = breakeven(r, b)
+        if be.status == "after":
+            after.append(f"against {display_name(b)} after {_n_clause(be)}")
+            costs.append(fmt.joules(rows.iloc[0]["e_deploy_j_per_task"]))
+        else:
+            others.append(_other(r, rows.iloc[0], be))
+    clauses = []
+    if after:
+        clauses.append(
+            "it pays back "
+            + " and ".join(after)
+            + f", then costs {fmt.joules(r['e_deploy_j_per_task'])} per task against "
+            + " and ".join(costs)
+        )
+    return "; ".join([text, *clauses, *others]) + "."
+
+
+def source_line(s: pd.DataFrame, scope: str) -> str:
+    """Where the energy comes from, said once for the suite."""
+    if not s["energy_measured"].astype(bool).any():
+        return "Energy was not measured (time only): no method is ranked by energy."
+    what = "the GPU only" if scope == "gpu" else "the whole node"
+    if not s["estimated"].astype(bool).any():
+        return f"Energy of {what}, measured."
+    shares = [s[c] for c in ("measured_share_meta", "measured_share_deploy") if c in s]
+    measured = pd.concat(shares).dropna() if shares else pd.Series(dtype=float)
+    sources = (
+        " ".join(s["source_meta"].astype(str)) + " " + " ".join(s["source_deploy"].astype(str))
+    )
+    if (len(measured) and measured.max() > 0) or any(m in sources for m in MEASURING):
+        share = (
+            f" ({fmt.sig(100 * (1 - measured.mean()), 2)}% of the joules on average)"
+            if len(measured)
+            else ""
+        )
+        return (
+            f"Energy of {what}, partly estimated (≈){share}: the components no meter "
+            "measured are a model of power × time."
+        )
+    return f"Energy of {what}, all estimated (≈): a model of power × time, not a meter."
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def suite_headline(
+    suite: str,
+    s: pd.DataFrame,
+    scope: str = "node",
+    not_compared: str = "",
+    absent: list[str] | None = None,
+) -> SuiteHeadline:
+    """The headline of one suite from its summary rows. `not_compared`: why its methods
+    cannot be compared (different episodes), `absent`: lines naming methods that failed or
+    never ran (see bench/report/coverage.py)."""
+    lower = lower_better(s)
+    n_test = int(s["n_test"].iloc[0])
+    seeds = int(s["n_seeds"].max())
+    caption = (
+        f"{'MSE' if lower else 'accuracy'}, {n_test:,} test tasks, "
+        f"{seeds} seed{'s' if seeds > 1 else ''}"
+    )
+    h = SuiteHeadline(suite, caption)
+    h.notes += absent or []
+    if not_compared:
+        h.notes.append(f"Methods not compared: {not_compared}.")
+        return h
+    trans = transductive(s)
+    ranked = s[~trans] if (~trans).any() else s
+    if trans.all():
+        h.notes.append(
+            "All rows ran with transductive normalization (BatchNorm statistics of the "
+            "whole query set), so they are ranked among themselves."
+        )
+    elif trans.any():
+        apart = ", ".join(f"{_name(r)} {_score(r)}" for _, r in s[trans].iterrows())
+        h.notes.append(f"Not ranked with the rest (transductive normalization): {apart}.")
+    mark = " (estimated)" if ranked["estimated"].astype(bool).any() else ""
+    h.lines.append(best_line(ranked))
+    if ranked["energy_measured"].astype(bool).any():
+        h.lines += [x for x in (pareto_line(ranked), breakeven_line(ranked, mark)) if x]
+    h.lines.append(source_line(ranked, scope))
+    return h
+
+
+def headline(
+    summary: pd.DataFrame,
+    conflicts: pd.DataFrame,
+    absent: dict[str, list[str]] | None = None,
+    scope: str = "node",
+) -> list[SuiteHeadline]:
+    """One SuiteHeadline per suite of the summary, sorted by suite; `absent` maps a suite
+    to its lines about failed and missing methods (suites with none of their methods done
+    get a headline of those lines alone)."""
+    absent = absent or {}
+    reasons = conflicts.groupby("suite")["reason"].apply("; ".join).to_dict()
+    out = [
+        suite_headline(suite, s, scope, reasons.get(suite, ""), absent.get(suite))
+        for suite, s in summary.groupby("suite", sort=True)
+    ] if len(summary) else []  # fmt: skip
+    for suite in sorted(set(absent) - {h.suite for h in out}):
+        out.append(SuiteHeadline(suite, "no method finished", [], absent[suite]))
+    return sorted(out, key=lambda h: h.suite)

@@ -1,0 +1,128 @@
+"""Reading the summary table's answers: break-even status and interval per baseline, the
+Pareto front, the energy columns of a scope, the score's direction. Pure functions of
+summary rows (bench/report/aggregate.py computes them); the headline, plots and tables
+share them so they never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.report import fmt
+
+BASELINES = ("scratch", "transfer")
+# The scopes of --energy-scope: node = every metered component (GPU + CPU + DRAM; MLPerf
+# Power measures the system), gpu = the accelerator only (what Zeus and the ML.ENERGY
+# leaderboard report).
+SCOPES = ("node", "gpu")
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """One method against one baseline (the summary's breakeven_vs_<b>_* columns).
+
+    status: after | from_first_task | never | until | less_accurate | baseline |
+    no_baseline | not_measured | not_comparable; n, lo, hi: N* and its 95% interval in
+    tasks (NaN unless status is after or until); note: the reason in words."""
+
+    base: str
+    status: str
+    n: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    note: str = ""
+
+    @property
+    def has_number(self) -> bool:
+        return self.status in ("after", "until") and not math.isnan(self.n)
+
+    def short(self) -> str:
+        """For tables: "840 (700–1,010)", "from task 1", "never", "less accurate", ..."""
+        if self.has_number:
+            n, lo, hi = fmt.count_range(self.n, self.lo, self.hi)
+            interval = "" if fmt.is_missing(self.lo) else f" ({lo}–{hi})"
+            return ("until " if self.status == "until" else "") + n + interval
+        return {
+            "from_first_task": "from task 1",
+            "never": "never",
+            "less_accurate": "less accurate",
+            "baseline": "baseline",
+            "no_baseline": f"no {self.base} run",
+            "not_measured": "not measured",
+            "not_comparable": "not comparable",
+        }.get(self.status, self.status.replace("_", " "))
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def breakeven(row: pd.Series, base: str) -> BreakEven:
+    """The break-even of one summary row against `base`."""
+    prefix = f"breakeven_vs_{base}"
+    status = row.get(f"{prefix}_status")
+    if isinstance(status, str):
+        note = row.get(f"{prefix}_note")
+        return BreakEven(
+            base,
+            status,
+            _float(row.get(f"{prefix}_n")),
+            _float(row.get(f"{prefix}_lo")),
+            _float(row.get(f"{prefix}_hi")),
+            note if isinstance(note, str) else "",
+        )
+    return _legacy(row, base)
+
+
+def _legacy(row: pd.Series, base: str) -> BreakEven:
+    """Summaries without the _status column (one mixed column of numbers and words)."""
+    value = row.get(f"breakeven_vs_{base}_n")
+    if isinstance(value, (int, float)) and not math.isnan(value):
+        return BreakEven(base, "after", float(value))
+    words = {
+        "never": "never",
+        "baseline": "baseline",
+        "not measured": "not_measured",
+        "not comparable": "not_comparable",
+    }
+    text = str(value)
+    if text.startswith("no "):
+        return BreakEven(base, "no_baseline")
+    try:
+        return BreakEven(base, "after", float(text))
+    except ValueError:
+        return BreakEven(base, words.get(text, "not_measured"))
+
+
+def lower_better(rows: pd.DataFrame | pd.Series) -> bool:
+    value = rows["lower_is_better"]
+    return bool(value.iloc[0] if isinstance(value, pd.Series) else value)
+
+
+def pareto_front(points: pd.DataFrame, energy: str, lower: bool) -> pd.DataFrame:
+    """The rows not dominated in (less `energy`, better score), sorted by energy; a row
+    with equal energy and score to a kept one is kept too (a tie is not dominated)."""
+    p = points.dropna(subset=[energy, "score_mean"])
+    p = p.sort_values([energy, "score_mean"], ascending=[True, lower])
+    keep, best, best_energy = [], None, None
+    for idx, r in p.iterrows():
+        score, e = r["score_mean"], r[energy]
+        better = best is None or (score < best if lower else score > best)
+        tie = best is not None and score == best and e == best_energy
+        if better or tie:
+            keep.append(idx)
+            best, best_energy = score, e
+    return p.loc[keep]
+
+
+def normalization(row: pd.Series) -> str:
+    """support (inductive) | transductive; summaries without the column ran before the
+    setting existed, when every method normalised transductively."""
+    value = row.get("normalization")
+    return value if isinstance(value, str) and value else "transductive"

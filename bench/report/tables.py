@@ -1,0 +1,184 @@
+"""The page's tables: the answer columns first (score ± CI, E_meta, E_deploy, N*, CO2 per
+task), classification and regression suites apart, then one table per kind of detail.
+Columns that no row of a table can fill are left out (e.g. GPU energy on a CPU run)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.headline import transductive
+from bench.report.html import Column, table
+from bench.report.reading import BASELINES
+
+SETTINGS = ("precision", "normalization", "execution", "device", "profile")
+KINDS = ("gpu", "cpu", "dram")
+TASK_KINDS = (("classification", "Classification suites"), ("regression", "Regression suites"))
+N_TITLES = (("n1", "N=1"), ("ntest", "N=n_test"), ("n10000", "N=10,000"), ("ninf", "N=∞"))
+
+IDENTITY = [Column("suite", "suite", "text"), Column("method", "method", "text")]
+ANSWERS = [
+    *IDENTITY,
+    Column("score_mean", "score ± 95% CI", "score"),
+    Column("e_meta_j", "E_meta", "energy", "estimated", "one-off meta-training energy"),
+    Column("e_deploy_j_per_task", "E_deploy / task", "energy", "estimated", "adapt + predict"),
+    *(
+        Column(f"breakeven_vs_{b}_n", f"N* vs {b}", f"breakeven:{b}", help="tasks, 95% interval")
+        for b in BASELINES
+    ),
+    Column("co2_task_ntest_g", "CO2 / task", "grams", "estimated", "at N = n_test"),
+]
+COMPONENTS = [
+    *IDENTITY,
+    *(
+        Column(f"e_meta_{k}_j", f"E_meta {k.upper()}", "energy", f"estimated_meta_{k}")
+        for k in KINDS
+    ),
+    Column("measured_share_meta", "E_meta measured", "share", help="share from NVML / RAPL"),
+    *(
+        Column(
+            f"e_deploy_{k}_j_per_task",
+            f"E_deploy {k.upper()} / task",
+            "energy",
+            f"estimated_deploy_{k}",
+        )
+        for k in KINDS
+    ),
+    Column("measured_share_deploy", "E_deploy measured", "share"),
+]
+TIME = [
+    *IDENTITY,
+    Column("meta_train_s", "meta-training", "seconds"),
+    Column("validate_s", "validation", "seconds"),
+    Column("setup_s", "setup", "seconds"),
+    Column("adapt_s_per_task", "adapt / task", "seconds"),
+    Column("predict_s_per_task", "predict / task", "seconds"),
+    Column("deploy_s_per_task", "deploy / task", "seconds"),
+    Column("deploy_stream_s_per_task", "deploy / task, stream", "seconds"),
+    Column("deploy_batch_s_per_task", "deploy / task, batch", "seconds"),
+    Column("seconds_to_target_s", "time to target", "seconds"),
+]
+NET_CO2 = [
+    *IDENTITY,
+    Column("e_meta_net_j", "E_meta net of idle", "energy", "estimated"),
+    Column("e_deploy_net_j_per_task", "E_deploy net / task", "energy", "estimated"),
+    Column("e_validate_j", "validation", "energy", "estimated"),
+    Column("e_setup_j", "setup", "energy", "estimated"),
+    Column("e_deploy_stream_j_per_task", "E_deploy / task, stream", "energy", "estimated"),
+    Column("e_deploy_batch_j_per_task", "E_deploy / task, batch", "energy", "estimated"),
+    Column("co2_meta_g", "CO2 meta-training", "grams", "estimated"),
+    Column("co2_deploy_g_per_task", "CO2 deploy / task", "grams", "estimated"),
+]
+SETTING_COLUMNS = [
+    *IDENTITY,
+    *(Column(s, s, "text") for s in SETTINGS),
+    Column("n_seeds", "seeds", "int"),
+    Column("score_seed_std", "score std over seeds", "num"),
+    Column("deploy_scenario", "deploy scenario", "text"),
+    Column("source_meta", "meters, meta-training", "text"),
+    Column("source_deploy", "meters, deploy", "text"),
+    Column("foreign_load_max", "foreign CPU load", "share"),
+    Column("shared_energy_reason", "shared energy", "text"),
+]
+
+
+def _curves(kind: str) -> list[Column]:
+    cols = [
+        *IDENTITY,
+        Column("energy_to_target_j", "energy to target", "energy", "estimated"),
+        Column("target_reached", "target reached", "text"),
+        Column("budget_j", "common budget", "energy", "estimated"),
+        Column("val_score_at_budget", "val. score at budget", "num"),
+    ]
+    for b in BASELINES:
+        cols += [
+            Column(f"iso_energy_vs_{b}_j", f"energy to {b}'s score", "energy", "estimated"),
+            Column(f"iso_reached_vs_{b}", f"reached {b}'s score", "text"),
+        ]
+    return cols
+
+
+def _amortization(kind: str) -> list[Column]:
+    eff, unit = ("inv_mse", "(1/MSE)/kJ") if kind == "regression" else ("accuracy", "acc/kJ")
+    return [
+        *IDENTITY,
+        *(Column(f"e_task_j_{k}", f"E_task {t}", "energy", "estimated") for k, t in N_TITLES),
+        *(Column(f"{eff}_per_kj_{k}", f"{unit} {t}", "num", "estimated") for k, t in N_TITLES),
+    ]
+
+
+def _extra(s: pd.DataFrame) -> list[Column]:
+    """Extra per-episode scores of a source (<name>_mean / <name>_ci95)."""
+    names = [c[: -len("_mean")] for c in s.columns if c.endswith("_mean") and c != "score_mean"]
+    return [
+        *IDENTITY,
+        *(Column(f"{n}_mean", n.replace("_", " "), "num") for n in names),
+        *(Column(f"{n}_ci95", f"{n.replace('_', ' ')} ±95% CI", "num") for n in names),
+    ]
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def prepare(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary rows plus the presentation columns: CO2 per task at N = n_test (the
+    meta-training share E_meta / n_test plus deploy) and each row's label."""
+    s = summary.copy()
+    s["co2_task_ntest_g"] = s["co2_meta_g"] / s["n_test"] + s["co2_deploy_g_per_task"]
+    s["transductive"] = transductive(s)
+    s["label"] = row_labels(s)
+    return s
+
+
+def row_labels(s: pd.DataFrame) -> pd.Series:
+    """The method, with the settings that tell apart its rows in one suite (e.g. bf16),
+    and † where a suite mixes transductive and inductive rows."""
+    labels = s["method"].astype(str).copy()
+    for _, g in s.groupby("suite"):
+        varying = [k for k in SETTINGS if k in g and g.groupby("method")[k].nunique().max() > 1]
+        mixed = g["transductive"].nunique() > 1
+        for idx, r in g.iterrows():
+            extra = [str(r[k]) for k in varying]
+            text = r["method"] + (f" ({', '.join(extra)})" if extra else "")
+            labels[idx] = text + (" †" if mixed and r["transductive"] else "")
+    return labels
+
+
+def _label(r: pd.Series) -> str:
+    return str(r["label"])
+
+
+def page_tables(summary: pd.DataFrame) -> dict:
+    """Every table of the page, as template contexts: `answers` and `details` per task
+    kind present (classification first), each {"title", "tables": [...]}."""
+    if summary.empty:
+        return {"kinds": [], "shared": []}
+    s = prepare(summary)
+    kinds = []
+    for kind, title in TASK_KINDS:
+        k = s[s["task"] == kind]
+        if k.empty:
+            continue
+        tid = kind
+        extra = k.dropna(subset=[c.key for c in _extra(k)[2:]], how="all")
+        tables = [
+            ("Answers", table(k, ANSWERS, f"answers-{tid}", _label)),
+            ("Amortization", table(k, _amortization(kind), f"amortization-{tid}", _label)),
+            ("Learning curves", table(k, _curves(kind), f"curves-{tid}", _label, True)),
+        ]
+        if len(_extra(k)) > 2 and len(extra):
+            tables.append(("Extra scores", table(extra, _extra(k), f"extra-{tid}", _label)))
+        kinds.append(
+            {
+                "kind": kind,
+                "title": title,
+                "tables": tables,
+                "mixed": bool(k.groupby("suite")["transductive"].nunique().max() > 1),
+            }
+        )
+    shared = [
+        ("Energy by component", table(s, COMPONENTS, "components", _label, True)),
+        ("Time per phase", table(s, TIME, "timing", _label, True)),
+        ("Net of idle, validation, setup and CO2", table(s, NET_CO2, "net", _label, True)),
+        ("Settings, meters and flags", table(s, SETTING_COLUMNS, "settings", _label, True)),
+    ]
+    return {"kinds": kinds, "shared": shared}
