@@ -1,4 +1,4 @@
-"""metabench: list | run | report | index | meters.
+"""metabench: list | run | report | compare | index | meters.
 
 Bad input (flags, suite files, data directories) exits 2 with a one-paragraph message and
 no traceback.
@@ -108,6 +108,14 @@ def build_parser() -> ArgumentParser:
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
+
+    compare = sub.add_parser(
+        "compare", help="the same cells of two or more runs side by side, with ratios"
+    )
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    compare.add_argument(
+        "--out", type=Path, help="write compare.csv, plots and compare.html here (default: none)"
+    )
 
     index = sub.add_parser("index", help="write DIR/index.html listing the run folders under DIR")
     index.add_argument("runs_dir", type=Path, metavar="DIR", help="a folder of run folders")
@@ -286,6 +294,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import compare
+
+    print(compare(args.run_dirs, args.out))
+    if args.out:
+        print(f"compare: {args.out / 'compare.html'}")
+    return 0
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from bench.report.index import write_runs_index
 
@@ -302,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "report": cmd_report,
             "meters": cmd_meters,
             "index": cmd_index,
+            "compare": cmd_compare,
         }
         return commands[args.command](args)
     except MetabenchError as e:

@@ -141,7 +141,7 @@ def _reference_cell(con, run_id: str, row: pd.Series, w: pd.DataFrame) -> None:
             "target_score": float(row["target_score"]),
             "method": row["method"],
             "params": "{}",
-            "params_hash": "ph-" + row["method"],
+            "params_hash": None,  # not in the CSVs
             "seed": int(first["seed"]),
             "device": "cpu",
             "precision": row["precision"],
