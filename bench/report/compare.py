@@ -23,7 +23,7 @@ from bench.errors import MetabenchError
 from bench.report import fmt
 from bench.report.aggregate import enrich_windows
 from bench.report.html import environment
-from bench.report.plots import _figure, _log_scale, to_svg
+from bench.report.plots import log_axes, new_figure, to_svg
 from bench.store import LEDGER_NAME
 
 MATCH = ("suite", "method", "seed", "profile", "precision", "normalization", "execution")
@@ -202,7 +202,7 @@ def ratio_figure(table: pd.DataFrame, suite: str, first: str, other: str) -> plt
     if s.empty:
         return None
     methods = sorted(s["method"].unique(), reverse=True)
-    fig, ax, _ = _figure(
+    fig, ax, _ = new_figure(
         f"{suite}: {other} / {first}, per method",
         f"left of 1: {other} took less time or energy than {first}; seed-wise points.",
     )
@@ -224,7 +224,7 @@ def ratio_figure(table: pd.DataFrame, suite: str, first: str, other: str) -> plt
     ax.set_ylim(-0.6, len(methods) - 0.4)
     lo, hi = min(values), max(values)
     ax.set_xlim(min(lo, 1.0) / 1.6, max(hi, 1.0) * 1.6)
-    _log_scale(ax, "x")
+    log_axes(ax, "x")
     ax.set_xlabel(f"ratio {other} / {first} (log scale)")
     fig.legend(
         handles=list(handles.values()),

@@ -12,7 +12,6 @@ lighter bars, "≈" in labels).
 from __future__ import annotations
 
 import io
-import math
 import re
 import textwrap
 
@@ -30,13 +29,6 @@ from bench.report import fmt
 from bench.report.reading import BASELINES, breakeven, lower_better, pareto_front
 from bench.report.styles import Style, method_styles
 
-KIND_LINES = {"gpu": ("-", "#0072B2"), "cpu": ("--", "#D55E00"), "dram": (":", "#009E73")}
-PHASE_SHADES = {
-    "meta_train": ("#bbbbbb", ""),
-    "validate": ("#dddddd", "//"),
-    "adapt": ("#eeeeee", ".."),
-    "predict": ("#f7f7f7", "xx"),
-}
 WIDTH_IN = 7.2  # a figure in one column of the page (two per row at 1280 px)
 WIDE_IN = 10.4  # a figure across the page (amortization with its table)
 HEIGHT_IN = 4.2
@@ -51,7 +43,7 @@ def _wrap(text: str, width_in: float, points: float) -> str:
     return "\n".join(textwrap.wrap(text, chars))
 
 
-def _figure(
+def new_figure(
     title: str, note: str = "", width: float = WIDTH_IN, side: bool = False
 ) -> tuple[Figure, plt.Axes, plt.Axes | None]:
     """A figure with its title (suptitle) and an optional note line (the axes' title),
@@ -65,7 +57,8 @@ def _figure(
         ax, extra = fig.add_subplot(), None
     ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
     if note:
-        plot_width = width * (1.55 / 2.55 if side else 1.0)
+        # the axes may be narrower than the figure (long tick labels): wrap to 70% of it
+        plot_width = 0.7 * width * (1.55 / 2.55 if side else 1.0)
         ax.set_title(_wrap(note, plot_width, NOTE_PT), fontsize=NOTE_PT, color="#444444")
     return fig, ax, extra
 
@@ -76,7 +69,7 @@ def _tick(value: float, _pos: object = None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _log_scale(ax: plt.Axes, which: str = "xy") -> None:
+def log_axes(ax: plt.Axes, which: str = "xy") -> None:
     """Log axes with plain-number labels on 1-2-5 ticks when the data span under 1.5
     decades (so several labels show), on powers of ten otherwise; minor ticks
     unlabelled (their labels collide)."""
@@ -90,30 +83,24 @@ def _log_scale(ax: plt.Axes, which: str = "xy") -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def _transductive(s: pd.DataFrame) -> pd.Series:
-    return s.get("normalization", pd.Series("", index=s.index)).eq("transductive")
+def row_label(row: pd.Series, mixed: bool = False) -> str:
+    """The row's label (method, with settings that tell its rows apart; bench/report/
+    tables.py), "(transductive)" when the plot mixes normalizations, ≈ if estimated."""
+    label = str(row.get("label", row["method"])).removesuffix(" †")
+    mark = " (transductive)" if mixed and bool(row.get("transductive")) else ""
+    return label + mark + (EST if bool(row["estimated"]) else "")
 
 
-def _label(row: pd.Series, mixed: bool = False) -> str:
-    """Method name; "(transductive)" when the plot mixes normalizations; ≈ if estimated."""
-    mark = " (transductive)" if mixed and row.get("normalization") == "transductive" else ""
-    return str(row["method"]) + mark + (EST if bool(row["estimated"]) else "")
+def notes(s: pd.DataFrame, bars: bool = False) -> str:
+    """The note line under the title: estimated energy."""
+    if not s["estimated"].astype(bool).any():
+        return ""
+    how = "lighter bars" if bars else "hollow markers"
+    return f"≈ energy partly or wholly estimated (a model, not a meter); {how}."
 
 
-def _notes(s: pd.DataFrame, bars: bool = False) -> str:
-    """The note line: estimated energy, transductive rows."""
-    notes = []
-    if s["estimated"].astype(bool).any():
-        how = "lighter bars" if bars else "hollow markers"
-        notes.append(f"≈ energy partly or wholly estimated (a model, not a meter); {how}.")
-    t = _transductive(s)
-    if t.all():
-        notes.append("All rows transductive: queries normalised with their batch's statistics.")
-    return " ".join(notes)
-
-
-def _mixed(s: pd.DataFrame) -> bool:
-    t = _transductive(s)
+def is_mixed(s: pd.DataFrame) -> bool:
+    t = s["transductive"].astype(bool) if "transductive" in s else pd.Series([False])
     return bool(t.any() and not t.all())
 
 
@@ -125,13 +112,13 @@ def _score_axis(s: pd.DataFrame) -> str:
     )
 
 
-def _legend_below(fig: Figure, handles: list, ncols: int = 4) -> None:
+def legend_below(fig: Figure, handles: list, ncols: int = 4) -> None:
     """The legend under the axes, outside them (constrained layout reserves its room)."""
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=SMALL_PT)
 
 
-def _styled(row: pd.Series, styles: dict[str, Style]) -> dict:
+def styled(row: pd.Series, styles: dict[str, Style]) -> dict:
     st = styles[row["method"]]
     return {
         "color": st.color,
@@ -154,10 +141,10 @@ def accuracy_vs_energy(
     if s.empty:
         return None
     n_test = int(s["n_test"].iloc[0])
-    fig, ax, _ = _figure(f"{s['suite'].iloc[0]}: score against energy per task", _notes(s))
-    handles, mixed = [], _mixed(s)
+    fig, ax, _ = new_figure(f"{s['suite'].iloc[0]}: score against energy per task", notes(s))
+    handles, mixed = [], is_mixed(s)
     for _, r in s.iterrows():
-        kw = _styled(r, styles)
+        kw = styled(r, styles)
         ax.errorbar(
             r[energy],
             r["score_mean"],
@@ -171,7 +158,9 @@ def accuracy_vs_energy(
         if far == far and far > 0:
             ax.plot([r[energy], far], [r["score_mean"]] * 2, color=kw["color"], lw=0.8, alpha=0.6)
             ax.plot([far], [r["score_mean"]], marker=kw["marker"], color=kw["color"], ms=4)
-        handles.append(Line2D([], [], linestyle="none", markersize=7, label=_label(r, mixed), **kw))
+        handles.append(
+            Line2D([], [], linestyle="none", markersize=7, label=row_label(r, mixed), **kw)
+        )
     front = pareto_front(s, energy, lower_better(s))
     ax.plot(
         front[energy],
@@ -185,10 +174,10 @@ def accuracy_vs_energy(
         Line2D([], [], color="#555555", linestyle="--", label=f"Pareto front at N = {n_test}"),
         Line2D([], [], color="#777777", marker="o", ms=4, lw=0.8, label="same method, N → ∞"),
     ]
-    _log_scale(ax, "x")
+    log_axes(ax, "x")
     ax.set_xlabel(f"energy per task at N = {n_test}: E_meta / N + E_deploy (J, log scale)")
     ax.set_ylabel(_wrap(_score_axis(s) + ", ± 95% CI", HEIGHT_IN, SMALL_PT + 2))
-    _legend_below(fig, handles, ncols=4)
+    legend_below(fig, handles, ncols=4)
     return fig
 
 
@@ -219,18 +208,18 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     if s.empty:
         return None
     n_test = int(s["n_test"].iloc[0])
-    fig, ax, side = _figure(
+    fig, ax, side = new_figure(
         f"{s['suite'].iloc[0]}: energy per task when N tasks share the meta-training",
-        _notes(s),
+        notes(s),
         width=WIDE_IN,
         side=True,
     )
     n = np.logspace(0, 6, 200)
-    handles, mixed = [], _mixed(s)
+    handles, mixed = [], is_mixed(s)
     for _, r in s.iterrows():
-        kw = _styled(r, styles)
+        kw = styled(r, styles)
         ax.plot(n, r["e_meta_j"] / n + r["e_deploy_j_per_task"], markevery=33, **kw)
-        handles.append(Line2D([], [], label=_label(r, mixed), **kw))
+        handles.append(Line2D([], [], label=row_label(r, mixed), **kw))
     rows = _breakeven_rows(s)
     for method, base, _, point in rows:
         if point is not None:
@@ -260,11 +249,11 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
                     label=f"break-even vs {base}",
                 )
             )
-    _log_scale(ax, "xy")
+    log_axes(ax, "xy")
     ax.set_xlabel("N, tasks served (log scale)")
     ax.set_ylabel("energy per task, E_task(N) (J, log scale)")
     _breakeven_table(side, rows, styles)
-    _legend_below(fig, handles, ncols=5)
+    legend_below(fig, handles, ncols=5)
     return fig
 
 
@@ -311,7 +300,7 @@ def learning_curves(c: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     )
     lower = c["task"].iloc[0] == "regression"
     est = bool(c["estimated"].any())
-    fig, ax, _ = _figure(
+    fig, ax, _ = new_figure(
         f"{c['suite'].iloc[0]}: validation score during meta-training",
         "≈ energy partly or wholly estimated; hollow markers." if est else "",
     )
@@ -332,150 +321,7 @@ def learning_curves(c: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
     handles.append(Line2D([], [], color="black", linestyle="--", label="target score"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation MSE (lower is better)" if lower else "validation accuracy")
-    _legend_below(fig, handles, ncols=4)
-    return fig
-
-
-# --------------------------------------------------------------------------- bars
-
-
-def _hbars(
-    s: pd.DataFrame,
-    styles: dict[str, Style],
-    values: pd.Series,
-    title: str,
-    xlabel: str,
-    text: callable,
-    stack: pd.Series | None = None,
-) -> Figure:
-    """Horizontal bars sorted by value, largest at the top, one per method (names on the
-    y axis never collide), value labels after each bar inside the axes."""
-    order = values.sort_values(ascending=True).index
-    fig, ax, _ = _figure(title, _notes(s, bars=True))
-    mixed = _mixed(s)
-    total = values + (stack if stack is not None else 0)
-    for y, idx in enumerate(order):
-        r = s.loc[idx]
-        st = styles[r["method"]]
-        alpha = 0.55 if bool(r["estimated"]) else 1.0
-        ax.barh(y, values[idx], color=st.color, hatch=st.hatch, edgecolor="black", alpha=alpha)
-        if stack is not None:
-            ax.barh(y, stack[idx], left=values[idx], color="white", edgecolor=st.color, hatch="///")
-        ax.text(total[idx], y, "  " + text(idx), va="center", fontsize=SMALL_PT)
-    ax.set_yticks(
-        range(len(order)), [_label(s.loc[i], mixed) for i in order], fontsize=SMALL_PT + 1
-    )
-    # room for the value labels: the longest label is about 12 characters
-    ax.set_xlim(0, float(total.max()) * 1.32 if total.max() > 0 else 1)
-    ax.set_xlabel(xlabel)
-    ax.grid(False, axis="y")
-    return fig
-
-
-def efficiency_bars(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
-    """Score per kJ at N = n_test (accuracy, or 1/MSE for regression), one bar per method."""
-    lower = lower_better(s)
-    col = f"{'inv_mse' if lower else 'accuracy'}_per_kj_ntest"
-    s = s.dropna(subset=[col])
-    if s.empty:
-        return None
-    n_test = int(s["n_test"].iloc[0])
-    unit = "(1/MSE) per kJ" if lower else "accuracy per kJ"
-    return _hbars(
-        s,
-        styles,
-        s[col],
-        f"{s['suite'].iloc[0]}: {unit} at N = {n_test}",
-        f"{unit} of energy per task at N = {n_test} (higher is better)",
-        lambda i: fmt.sig(s.loc[i, col]),
-    )
-
-
-def co2_per_method(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
-    """CO2 per task at N = n_test of one suite: deploy (solid) plus the meta-training
-    share E_meta / n_test (hatched), one bar per method."""
-    s = s.dropna(subset=["co2_deploy_g_per_task", "co2_meta_g"])
-    if s.empty:
-        return None
-    n_test = int(s["n_test"].iloc[0])
-    meta = s["co2_meta_g"] / s["n_test"]
-    return _hbars(
-        s,
-        styles,
-        s["co2_deploy_g_per_task"],
-        f"{s['suite'].iloc[0]}: CO2 per task at N = {n_test}",
-        "g CO2-eq per task: deploy (solid) + meta-training share (hatched)",
-        lambda i: fmt.grams(s.loc[i, "co2_deploy_g_per_task"] + meta[i]),
-        stack=meta,
-    )
-
-
-# --------------------------------------------------------------------------- timeline
-
-
-def _window_power(w: pd.DataFrame) -> pd.DataFrame:
-    """Mean power per window and component kind: a coarse trace when no samples exist."""
-    rows = []
-    for _, r in w.iterrows():
-        for kind in ("gpu", "cpu", "dram"):
-            if not math.isnan(r[f"{kind}_j"]) and r["seconds_s"] > 0:
-                for t in (r["start_s"], r["start_s"] + r["seconds_s"]):
-                    rows.append(
-                        {"t_s": t, "kind": kind, "power_w": r[f"{kind}_j"] / r["seconds_s"]}
-                    )
-    return pd.DataFrame(rows, columns=["t_s", "kind", "power_w"])
-
-
-def power_timeline(trace: pd.DataFrame, w: pd.DataFrame) -> Figure | None:
-    """Power of one cell over time per component kind, phases shaded. `trace` are its
-    samples (trace.csv rows), `w` its enriched windows."""
-    if w.empty:
-        return None
-    source = "power samples"
-    if trace.empty:
-        trace, source = _window_power(w), "mean power per window (no samples stored)"
-    else:
-        trace = trace.assign(kind=trace["component"].str.split(":").str[0])
-    if trace.empty:
-        return None
-    t0 = float(min(w["start_s"].min(), trace["t_s"].min()))
-    cell = w.iloc[0]
-    fig, ax, _ = _figure(
-        f"power of one cell: {cell['suite']} / {cell['method']} / seed {cell['seed']}",
-        "≈ estimated energy in this cell" if bool(w["estimated"].any()) else "",
-    )
-    handles, seen = [], set()
-    for _, r in w.iterrows():
-        color, hatch = PHASE_SHADES.get(r["phase"], ("#eeeeee", ""))
-        patch = ax.axvspan(
-            r["start_s"] - t0,
-            r["start_s"] - t0 + r["seconds_s"],
-            facecolor=color,
-            hatch=hatch,
-            edgecolor="#999999",
-            linewidth=0,
-            alpha=0.6,
-        )
-        if r["phase"] not in seen:
-            patch.set_label(f"phase: {r['phase']}")
-            handles.append(patch)
-        seen.add(r["phase"])
-    for kind, g in trace.groupby("kind"):
-        style, color = KIND_LINES.get(kind, ("-.", "#CC79A7"))
-        g = g.groupby("t_s", as_index=False)["power_w"].sum()
-        (line,) = ax.plot(
-            g["t_s"] - t0,
-            g["power_w"],
-            linestyle=style,
-            color=color,
-            linewidth=1.4,
-            label=kind.upper(),
-            drawstyle="steps-post",
-        )
-        handles.append(line)
-    ax.set_xlabel(f"time since the cell started (s); {source}")
-    ax.set_ylabel("power (W)")
-    _legend_below(fig, handles, ncols=4)
+    legend_below(fig, handles, ncols=4)
     return fig
 
 
@@ -495,10 +341,9 @@ __all__ = [
     "Style",
     "accuracy_vs_energy",
     "amortization",
-    "co2_per_method",
-    "efficiency_bars",
     "learning_curves",
+    "log_axes",
     "method_styles",
-    "power_timeline",
+    "new_figure",
     "to_svg",
 ]

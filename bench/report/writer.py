@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.errors import MetabenchError
-from bench.report import plots
+from bench.report import bars, plots, timeline
 from bench.report.aggregate import (
     LedgerTables,
     enrich_windows,
@@ -127,7 +127,9 @@ def _timeline(t: LedgerTables) -> object:
     )
     if not keys:
         return None
-    return plots.power_timeline(trace[trace["cell_key"] == keys[0]], ew[ew["cell_key"] == keys[0]])
+    return timeline.power_timeline(
+        trace[trace["cell_key"] == keys[0]], ew[ew["cell_key"] == keys[0]]
+    )
 
 
 def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, str, object]]:
@@ -138,7 +140,7 @@ def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, s
         return
     styles = method_styles(summary["method"].tolist())
     curves = learning_curves(t)
-    for suite, s in summary.groupby("suite", sort=True):
+    for suite, s in prepare(summary).groupby("suite", sort=True):
         n = int(s["n_test"].iloc[0])
         yield (
             suite,
@@ -167,13 +169,20 @@ def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, s
             suite,
             f"{suite}-efficiency",
             f"{suite}: score per kJ of energy per task at N = {n}.",
-            plots.efficiency_bars(s, styles),
+            bars.efficiency_bars(s, styles),
+        )
+        yield (
+            suite,
+            f"{suite}-components",
+            f"{suite}: energy per task at N = {n} split into GPU, CPU and DRAM, each with "
+            "the meter (or model) behind it; estimated parts hatched.",
+            bars.component_bars(s, styles),
         )
         yield (
             suite,
             f"{suite}-co2",
             f"{suite}: grams of CO2 per task at N = {n}: deploy plus the meta-training share.",
-            plots.co2_per_method(s, styles),
+            bars.co2_per_method(s, styles),
         )
     yield ("", "power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
 
