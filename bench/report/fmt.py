@@ -92,18 +92,20 @@ def count(value: float) -> str:
     return sig(whole, 3) if whole >= 1000 else str(whole)
 
 
+def _decade(value: float) -> float:
+    return 10.0 ** math.floor(math.log10(abs(value))) if value else 1.0
+
+
 def count_range(value: float, lo: float, hi: float) -> tuple[str, str, str]:
     """N* and its interval with only the digits the interval supports: the estimate is
     rounded to the leading digit of the interval's half-width (never finer than three
-    significant digits): (843.6, 700, 1010) -> ("800", "700", "1,010")."""
-    if is_missing(lo) or is_missing(hi) or math.isinf(hi):
+    significant digits), each end to that step or its own leading digit if coarser:
+    (186, 95, 366) -> ("200", "100", "400"); (843.6, 700, 1010) -> ("800", "700", "1,000")."""
+    if is_missing(lo) or is_missing(hi) or math.isinf(hi) or hi - lo <= 0:
         return count(value), count(lo), count(hi)
-    half = (hi - lo) / 2
-    if half <= 0:
-        return count(value), count(lo), count(hi)
-    step = 10 ** math.floor(math.log10(half))
-    coarse = max(round(value / step) * step, 1)
-    return count(coarse) if step >= 1 else count(value), count(lo), count(hi)
+    step = max(min(_decade((hi - lo) / 2), _decade(value)), _decade(value) / 100, 1.0)
+    ends = [count(round(e / min(step, _decade(e))) * min(step, _decade(e))) for e in (lo, hi)]
+    return count(round(value / step) * step), ends[0], ends[1]
 
 
 def score(value: float, ci: float, lower_better: bool) -> str:

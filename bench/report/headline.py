@@ -23,8 +23,6 @@ from bench.report import fmt
 from bench.report.reading import BASELINES, breakeven, lower_better, pareto_front
 from bench.report.styles import display_name
 
-MEASURING = ("nvml", "rapl")  # source labels of meters; estimate:* are models
-
 
 @dataclass
 class SuiteHeadline:
@@ -180,29 +178,58 @@ def breakeven_line(s: pd.DataFrame, mark: str) -> str:
     return "; ".join([text, *clauses, *others]) + "."
 
 
+KIND_NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM"}
+
+
+def _kinds(s: pd.DataFrame) -> tuple[list[str], list[str], set[str]]:
+    """(measured kinds, estimated kinds, measuring sources) from the component columns."""
+    measured, estimated, sources = [], [], set()
+    for kind in KIND_NAMES:
+        present = any(
+            f"e_{p}_{kind}_j{u}" in s and s[f"e_{p}_{kind}_j{u}"].notna().any()
+            for p, u in (("meta", ""), ("deploy", "_per_task"))
+        )
+        if not present:
+            continue
+        flags = [s[c] for c in (f"estimated_meta_{kind}", f"estimated_deploy_{kind}") if c in s]
+        is_est = bool(flags) and bool(pd.concat(flags).fillna(False).astype(bool).any())
+        (estimated if is_est else measured).append(kind)
+        if not is_est:
+            for c in (f"source_meta_{kind}", f"source_deploy_{kind}"):
+                sources |= set(s.get(c, pd.Series(dtype=object)).dropna()) - {"", "none"}
+    return measured, estimated, sources
+
+
+def _names(kinds: list[str]) -> str:
+    return _list([KIND_NAMES[k] for k in kinds])
+
+
+def estimated_share(s: pd.DataFrame) -> float:
+    """Mean share of the joules that are estimated (NaN when not recorded)."""
+    shares = [s[c] for c in ("measured_share_meta", "measured_share_deploy") if c in s]
+    measured = pd.concat(shares).dropna() if shares else pd.Series(dtype=float)
+    return 1.0 - float(measured.mean()) if len(measured) else float("nan")
+
+
 def source_line(s: pd.DataFrame, scope: str) -> str:
     """Where the energy comes from, said once for the suite."""
     if not s["energy_measured"].astype(bool).any():
         return "Energy was not measured (time only): no method is ranked by energy."
-    what = "the GPU only" if scope == "gpu" else "the whole node"
-    if not s["estimated"].astype(bool).any():
-        return f"Energy of {what}, measured."
-    shares = [s[c] for c in ("measured_share_meta", "measured_share_deploy") if c in s]
-    measured = pd.concat(shares).dropna() if shares else pd.Series(dtype=float)
-    sources = (
-        " ".join(s["source_meta"].astype(str)) + " " + " ".join(s["source_deploy"].astype(str))
-    )
-    if (len(measured) and measured.max() > 0) or any(m in sources for m in MEASURING):
-        share = (
-            f" ({fmt.sig(100 * (1 - measured.mean()), 2)}% of the joules on average)"
-            if len(measured)
-            else ""
+    what = "Energy of the GPU only (--energy-scope gpu)" if scope == "gpu" else "Energy of the node"
+    measured, estimated, sources = _kinds(s)
+    if not measured and not estimated:  # summaries without per-component columns
+        how = "estimated (≈)" if s["estimated"].astype(bool).any() else "measured"
+        return f"{what}: {how}."
+    share = estimated_share(s)
+    parts = []
+    if measured:
+        parts.append(f"{_names(measured)} measured ({', '.join(sorted(sources))})")
+    if estimated:
+        amount = (
+            f", {fmt.sig(100 * share, 2)}% of the joules" if measured and share == share else ""
         )
-        return (
-            f"Energy of {what}, partly estimated (≈){share}: the components no meter "
-            "measured are a model of power × time."
-        )
-    return f"Energy of {what}, all estimated (≈): a model of power × time, not a meter."
+        parts.append(f"{_names(estimated)} estimated by a model of power × time (≈{amount})")
+    return f"{what}: " + "; ".join(parts) + "."
 
 
 # --------------------------------------------------------------------------- suites
@@ -240,7 +267,10 @@ def suite_headline(
     elif trans.any():
         apart = ", ".join(f"{_name(r)} {_score(r)}" for _, r in s[trans].iterrows())
         h.notes.append(f"Not ranked with the rest (transductive normalization): {apart}.")
-    mark = " (estimated)" if ranked["estimated"].astype(bool).any() else ""
+    mark = ""
+    if ranked["estimated"].astype(bool).any():
+        share = estimated_share(ranked)
+        mark = " (partly estimated)" if share == share and share < 0.999 else " (estimated)"
     h.lines.append(best_line(ranked))
     if ranked["energy_measured"].astype(bool).any():
         h.lines += [x for x in (pareto_line(ranked), breakeven_line(ranked, mark)) if x]

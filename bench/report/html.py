@@ -95,6 +95,8 @@ class Column:
     kind: str = "num"
     mark: str = ""
     help: str = ""
+    group: str = ""  # a header spanning the neighbouring columns of the same group
+    missing: str = ""  # what an empty cell means when the row's energy was measured
 
 
 def _cell(r: pd.Series, c: Column) -> dict:
@@ -111,8 +113,9 @@ def _cell(r: pd.Series, c: Column) -> dict:
         be = breakeven(r, c.kind.split(":", 1)[1])
         return {"text": be.short(), "sort": _number(be.n), "title": be.note}
     if _missing(value):
+        measured = bool(r.get("energy_measured", True))
         empty = "not measured" if c.kind in ("energy", "grams") else "—"
-        return {"text": empty, "sort": "", "title": ""}
+        return {"text": c.missing if c.missing and measured else empty, "sort": "", "title": ""}
     if c.kind == "text":
         return {"text": str(value), "sort": str(value), "title": ""}
     formats: dict[str, Callable[[float], str]] = {
@@ -137,16 +140,12 @@ def table(
     label: Callable[[pd.Series], str] | None = None,
     drop_empty: bool = False,
 ) -> dict:
-    """A table for the template: headers and rows of cells. `label(row)` replaces the
-    method cell's text (e.g. to mark transductive rows); `drop_empty` leaves out the
-    columns in which no row has a value (other than the first two)."""
+    """A table for the template: header groups, headers and rows of cells. `label(row)`
+    replaces the method cell's text (e.g. to mark transductive rows); `drop_empty` leaves
+    out the columns in which no row has a value other than 0 (e.g. setup energy of a
+    ledger without setup windows)."""
     if drop_empty:
-        columns = [
-            c
-            for i, c in enumerate(columns)
-            if i < 2 or c.kind == "score" or c.kind.startswith("breakeven:")
-            or (c.key in df and df[c.key].notna().any())
-        ]  # fmt: skip
+        columns = [c for i, c in enumerate(columns) if i < 2 or _filled(df, c)]
     rows = []
     for _, r in df.iterrows():
         cells = [_cell(r, c) for c in columns]
@@ -155,9 +154,34 @@ def table(
         rows.append(cells)
     return {
         "id": table_id,
+        "groups": _groups(columns),
         "columns": [{"title": c.title, "help": c.help} for c in columns],
         "rows": rows,
     }
+
+
+def _filled(df: pd.DataFrame, c: Column) -> bool:
+    if c.kind == "score" or c.kind.startswith("breakeven:"):
+        return True
+    if c.key not in df:
+        return False
+    values = df[c.key].dropna()
+    numeric = pd.to_numeric(values, errors="coerce")
+    return bool(len(values)) and not (numeric.notna().all() and (numeric == 0).all())
+
+
+def _groups(columns: list[Column]) -> list[dict]:
+    """Header groups: runs of neighbouring columns sharing `group` ("" spans ungrouped
+    columns); empty when no column has a group."""
+    if not any(c.group for c in columns):
+        return []
+    spans: list[dict] = []
+    for c in columns:
+        if spans and spans[-1]["title"] == c.group:
+            spans[-1]["span"] += 1
+        else:
+            spans.append({"title": c.group, "span": 1})
+    return spans
 
 
 def environment() -> jinja2.Environment:

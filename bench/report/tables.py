@@ -13,7 +13,7 @@ from bench.report.reading import BASELINES
 SETTINGS = ("precision", "normalization", "execution", "device", "profile")
 KINDS = ("gpu", "cpu", "dram")
 TASK_KINDS = (("classification", "Classification suites"), ("regression", "Regression suites"))
-N_TITLES = (("n1", "N=1"), ("ntest", "N=n_test"), ("n10000", "N=10,000"), ("ninf", "N=∞"))
+N_TITLES = (("n1", "1"), ("ntest", "n_test"), ("n10000", "10,000"), ("ninf", "∞"))
 
 IDENTITY = [Column("suite", "suite", "text"), Column("method", "method", "text")]
 ANSWERS = [
@@ -30,20 +30,23 @@ ANSWERS = [
 COMPONENTS = [
     *IDENTITY,
     *(
-        Column(f"e_meta_{k}_j", f"E_meta {k.upper()}", "energy", f"estimated_meta_{k}")
+        Column(f"e_meta_{k}_j", k.upper(), "energy", f"estimated_meta_{k}", group="E_meta")
         for k in KINDS
     ),
-    Column("measured_share_meta", "E_meta measured", "share", help="share from NVML / RAPL"),
+    Column(
+        "measured_share_meta", "measured", "share", help="share from NVML / RAPL", group="E_meta"
+    ),
     *(
         Column(
             f"e_deploy_{k}_j_per_task",
-            f"E_deploy {k.upper()} / task",
+            k.upper(),
             "energy",
             f"estimated_deploy_{k}",
+            group="E_deploy per task",
         )
         for k in KINDS
     ),
-    Column("measured_share_deploy", "E_deploy measured", "share"),
+    Column("measured_share_deploy", "measured", "share", group="E_deploy per task"),
 ]
 TIME = [
     *IDENTITY,
@@ -81,28 +84,41 @@ SETTING_COLUMNS = [
 ]
 
 
-def _curves(kind: str) -> list[Column]:
+def _curves() -> list[Column]:
+    reached = "not reached"
     cols = [
         *IDENTITY,
-        Column("energy_to_target_j", "energy to target", "energy", "estimated"),
-        Column("target_reached", "target reached", "text"),
-        Column("budget_j", "common budget", "energy", "estimated"),
-        Column("val_score_at_budget", "val. score at budget", "num"),
-    ]
+        Column("energy_to_target_j", "energy", "energy", "estimated", group="to the target",
+               missing=reached),
+        Column("target_reached", "seeds", "text", group="to the target"),
+        Column("budget_j", "energy", "energy", "estimated", group="common budget"),
+        Column("val_score_at_budget", "val. score", "num", group="common budget",
+               missing="no checkpoint within"),
+    ]  # fmt: skip
     for b in BASELINES:
+        group = f"to {b}'s score"
         cols += [
-            Column(f"iso_energy_vs_{b}_j", f"energy to {b}'s score", "energy", "estimated"),
-            Column(f"iso_reached_vs_{b}", f"reached {b}'s score", "text"),
-        ]
+            Column(f"iso_energy_vs_{b}_j", "energy", "energy", "estimated", group=group,
+                   missing=reached),
+            Column(f"iso_reached_vs_{b}", "seeds", "text", group=group),
+        ]  # fmt: skip
     return cols
 
 
 def _amortization(kind: str) -> list[Column]:
-    eff, unit = ("inv_mse", "(1/MSE)/kJ") if kind == "regression" else ("accuracy", "acc/kJ")
+    eff, unit = (
+        ("inv_mse", "(1/MSE) per kJ") if kind == "regression" else ("accuracy", "accuracy per kJ")
+    )
     return [
         *IDENTITY,
-        *(Column(f"e_task_j_{k}", f"E_task {t}", "energy", "estimated") for k, t in N_TITLES),
-        *(Column(f"{eff}_per_kj_{k}", f"{unit} {t}", "num", "estimated") for k, t in N_TITLES),
+        *(
+            Column(f"e_task_j_{k}", t, "energy", "estimated", group="E_task(N) per task at N =")
+            for k, t in N_TITLES
+        ),
+        *(
+            Column(f"{eff}_per_kj_{k}", t, "num", "estimated", group=f"{unit} at N =")
+            for k, t in N_TITLES
+        ),
     ]
 
 
@@ -163,7 +179,7 @@ def page_tables(summary: pd.DataFrame) -> dict:
         tables = [
             ("Answers", table(k, ANSWERS, f"answers-{tid}", _label)),
             ("Amortization", table(k, _amortization(kind), f"amortization-{tid}", _label)),
-            ("Learning curves", table(k, _curves(kind), f"curves-{tid}", _label, True)),
+            ("Learning curves", table(k, _curves(), f"curves-{tid}", _label, True)),
         ]
         if len(_extra(k)) > 2 and len(extra):
             tables.append(("Extra scores", table(extra, _extra(k), f"extra-{tid}", _label)))
