@@ -79,24 +79,25 @@ def energy_sentence(sources: dict[str, set[str]]) -> tuple[str, bool]:
     return text + ".", False
 
 
-def warning_groups(ew: pd.DataFrame) -> list[dict]:
-    """Window warnings grouped by suite / method / seed, then by phase and message (numbers
-    that vary between windows folded: "×12 windows, values differ")."""
-    if ew.empty:
-        return []
-    w = ew[ew["warnings"] != ""]
+def warning_groups(t: LedgerTables) -> list[dict]:
+    """Window warnings of done cells grouped by suite / method / seed, then by phase and
+    message (numbers that vary between windows folded: "×12 windows, values differ")."""
+    w = t.windows[["cell_key", "phase", "warnings"]].merge(
+        t.done[["cell_key", "suite", "method", "seed"]], on="cell_key"
+    )
     groups = []
     for (suite, method, seed), g in w.groupby(["suite", "method", "seed"], sort=True):
         items: dict[tuple[str, str], list[str]] = {}
         for r in g.itertuples():
-            for msg in str(r.warnings).split("; "):
+            for msg in json.loads(r.warnings or "[]"):
                 key = (r.phase, re.sub(r"\d+(\.\d+)?", "#", msg))
                 items.setdefault(key, []).append(msg)
         lines = []
         for (phase, _), msgs in sorted(items.items()):
             more = f" (×{len(msgs)} windows" + (", values differ)" if len(set(msgs)) > 1 else ")")
             lines.append(f"{phase}: {msgs[0]}" + (more if len(msgs) > 1 else ""))
-        groups.append({"cell": f"{suite} / {method} / seed {seed}", "lines": lines})
+        if lines:
+            groups.append({"cell": f"{suite} / {method} / seed {seed}", "lines": lines})
     return groups
 
 
@@ -109,7 +110,7 @@ def measurement_context(t: LedgerTables) -> dict:
         "energy_sentence": sentence,
         "model_only": model_only,
         "sources": sorted({s for src in ew.get("source", []) for s in src.split("+")}),
-        "warning_groups": warning_groups(ew),
+        "warning_groups": warning_groups(t),
         "idle": table(
             idle,
             [

@@ -191,10 +191,24 @@ def page_tables(summary: pd.DataFrame) -> dict:
                 "mixed": bool(k.groupby("suite")["transductive"].nunique().max() > 1),
             }
         )
+    settings, common = _constant_apart(s, SETTING_COLUMNS)
     shared = [
-        ("Energy by component", table(s, COMPONENTS, "components", _label, True)),
-        ("Time per phase", table(s, TIME, "timing", _label, True)),
-        ("Net of idle, validation, setup and CO2", table(s, NET_CO2, "net", _label, True)),
-        ("Settings, meters and flags", table(s, SETTING_COLUMNS, "settings", _label, True)),
+        ("Energy by component", table(s, COMPONENTS, "components", _label, True), ""),
+        ("Time per phase", table(s, TIME, "timing", _label, True), ""),
+        ("Net of idle, validation, setup and CO2", table(s, NET_CO2, "net", _label, True), ""),
+        ("Settings, meters and flags", table(s, settings, "settings", _label, True), common),
     ]
     return {"kinds": kinds, "shared": shared}
+
+
+def _constant_apart(s: pd.DataFrame, columns: list[Column]) -> tuple[list[Column], str]:
+    """The columns whose value differs between rows, and a sentence giving the others'
+    one value ("Every row: precision bf16, device cuda.")."""
+    keep, same = list(IDENTITY), []
+    for c in columns[len(IDENTITY) :]:
+        values = s[c.key].dropna().astype(str).unique() if c.key in s else []
+        if len(values) == 1 and s[c.key].notna().all():
+            same.append(f"{c.title} {values[0]}")
+        else:
+            keep.append(c)
+    return keep, ("Every row: " + ", ".join(same) + ".") if same else ""
