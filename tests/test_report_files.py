@@ -76,3 +76,15 @@ def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
     assert "index.html" in err and "not written by" in err and "Traceback" not in err
     assert (site / "index.html").read_text() == "<html>mine</html>"
     assert main(["index", str(tmp_path / "missing")]) == 2
+
+
+def test_model_only_energy_is_explained_once(tmp_path):
+    """The CPU reference had no RAPL and no NVML: the page says what that means."""
+    from report_ledgers import cpu_reference_ledger
+
+    run = cpu_reference_ledger(tmp_path / "ref", ("sinusoid-5shot",))
+    html = write_report(run, tmp_path / "out").read_text()
+    assert html.count("All energy here is modelled") == 1
+    assert "wall-time ranking" in html
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Meta-SGD MSE 1.02 ± 0.09" in md

@@ -101,8 +101,13 @@ def count_range(value: float, lo: float, hi: float) -> tuple[str, str, str]:
     rounded to the leading digit of the interval's half-width (never finer than three
     significant digits), each end to that step or its own leading digit if coarser:
     (186, 95, 366) -> ("200", "100", "400"); (843.6, 700, 1010) -> ("800", "700", "1,000")."""
-    if is_missing(lo) or is_missing(hi) or math.isinf(hi) or hi - lo <= 0:
+    if is_missing(lo) or is_missing(hi) or hi - lo <= 0:
         return count(value), count(lo), count(hi)
+    if math.isinf(hi):  # unbounded: two significant digits, no more are supported
+        two = [
+            round(v / (_decade(v) / 10)) * (_decade(v) / 10) if v >= 10 else v for v in (value, lo)
+        ]
+        return count(two[0]), count(two[1]), "∞"
     step = max(min(_decade((hi - lo) / 2), _decade(value)), _decade(value) / 100, 1.0)
     ends = [count(round(e / min(step, _decade(e))) * min(step, _decade(e))) for e in (lo, hi)]
     return count(round(value / step) * step), ends[0], ends[1]

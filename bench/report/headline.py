@@ -118,7 +118,12 @@ def _possessive(name: str) -> str:
 
 def _n_clause(be) -> str:
     n, lo, hi = fmt.count_range(be.n, be.lo, be.hi)
-    interval = "" if fmt.is_missing(be.lo) else f" (95% interval {lo}–{hi})"
+    if fmt.is_missing(be.lo):
+        interval = ""
+    elif hi == "∞":  # 'never' lies inside the interval
+        interval = f" (95% interval from {lo}; possibly never)"
+    else:
+        interval = f" (95% interval {lo}–{hi})"
     return f"{n} tasks{interval}" + (f" ({be.note})" if be.note else "")
 
 
@@ -136,8 +141,8 @@ def _other(r: pd.Series, b: pd.Series, be) -> str:
         return f"it costs less than {base} from the first task{note}"
     if be.status == "never":
         return f"it never pays back against {base}{note}: {mine} per task against {theirs}"
-    if be.status == "less_accurate":
-        return f"it is less accurate than {base} ({_score(r)} against {_score(b)}){note}"
+    if be.status == "less_accurate":  # the note would repeat the scores
+        return f"it is less accurate than {base} ({_score(r)} against {_score(b)})"
     if be.status == "not_comparable":
         return f"it is not compared with {base} (different test episodes)"
     return f"against {base}: {be.short()}{note}"
@@ -185,8 +190,9 @@ def _kinds(s: pd.DataFrame) -> tuple[list[str], list[str], set[str]]:
     """(measured kinds, estimated kinds, measuring sources) from the component columns."""
     measured, estimated, sources = [], [], set()
     for kind in KIND_NAMES:
+        # a kind is present where some window metered it (0 J of a missing phase is not)
         present = any(
-            f"e_{p}_{kind}_j{u}" in s and s[f"e_{p}_{kind}_j{u}"].notna().any()
+            f"e_{p}_{kind}_j{u}" in s and (s[f"e_{p}_{kind}_j{u}"].fillna(0) > 0).any()
             for p, u in (("meta", ""), ("deploy", "_per_task"))
         )
         if not present:

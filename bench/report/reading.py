@@ -44,6 +44,8 @@ class BreakEven:
         if self.has_number:
             n, lo, hi = fmt.count_range(self.n, self.lo, self.hi)
             interval = "" if fmt.is_missing(self.lo) else f" ({lo}–{hi})"
+            if hi == "∞":
+                interval = f" ({lo}–never)"
             return ("until " if self.status == "until" else "") + n + interval
         return {
             "from_first_task": "from task 1",
