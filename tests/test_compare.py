@@ -115,3 +115,16 @@ def test_cpu_reference_against_h200(tmp_path):
     assert len(meta) == 8  # every method but from-scratch meta-trains
     proto = meta[meta["method"] == "protonet"].iloc[0]
     assert proto["seconds ratio h200/cpu"] == pytest.approx(9.65 / 85.7, rel=0.02)
+
+
+def test_ratio_plot_text_never_overlaps(two_runs):
+    import matplotlib.pyplot as plt
+    from test_plots_layout import layout_faults
+
+    from bench.report.compare import compare_table, match, ratio_figure
+
+    runs = {label: load_cells(p) for label, p in zip(("cpu", "gpu"), two_runs, strict=True)}
+    merged, _, _ = match(runs)
+    fig = ratio_figure(compare_table(merged, ["cpu", "gpu"]), "toy", "cpu", "gpu")
+    assert layout_faults(fig) == []
+    plt.close(fig)

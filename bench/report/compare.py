@@ -23,7 +23,7 @@ from bench.errors import MetabenchError
 from bench.report import fmt
 from bench.report.aggregate import enrich_windows
 from bench.report.html import environment
-from bench.report.plots import log_axes, new_figure, to_svg
+from bench.report.plots import SMALL_PT, log_axes, new_figure, to_svg
 from bench.store import LEDGER_NAME
 
 MATCH = ("suite", "method", "seed", "profile", "precision", "normalization", "execution")
@@ -231,7 +231,7 @@ def ratio_figure(table: pd.DataFrame, suite: str, first: str, other: str) -> plt
         labels=list(handles),
         loc="outside lower center",
         ncols=4,
-        fontsize=8,
+        fontsize=SMALL_PT,
     )
     return fig
 

@@ -32,7 +32,7 @@ from bench.report.styles import Style, method_styles
 WIDTH_IN = 7.2  # a figure in one column of the page (two per row at 1280 px)
 WIDE_IN = 10.4  # a figure across the page (amortization with its table)
 HEIGHT_IN = 4.2
-TITLE_PT, NOTE_PT, SMALL_PT = 11, 8.5, 8
+TITLE_PT, NOTE_PT, SMALL_PT = 11.5, 9, 9
 BREAKEVEN_MARKERS = {"scratch": "o", "transfer": "D"}
 EST = " ≈"
 
