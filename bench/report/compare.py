@@ -230,7 +230,7 @@ def ratio_figure(table: pd.DataFrame, suite: str, first: str, other: str) -> plt
         handles=list(handles.values()),
         labels=list(handles),
         loc="outside lower center",
-        ncols=4,
+        ncols=2,
         fontsize=SMALL_PT,
     )
     return fig
