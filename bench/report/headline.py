@@ -46,6 +46,17 @@ def transductive(s: pd.DataFrame) -> pd.Series:
     return norm.fillna("transductive").eq("transductive")
 
 
+def all_transductive(summary: pd.DataFrame) -> bool:
+    return bool(len(summary)) and bool(transductive(summary).all())
+
+
+TRANSDUCTIVE_NOTE = (
+    "Every row ran with transductive normalization (BatchNorm statistics of the whole query "
+    "set, as in the MAML paper's protocol): a query's prediction depended on the other "
+    "queries of its episode, so scores may be higher than one query at a time would get."
+)
+
+
 def _name(r: pd.Series) -> str:
     return display_name(str(r["method"]))
 
@@ -247,10 +258,12 @@ def suite_headline(
     scope: str = "node",
     not_compared: str = "",
     absent: list[str] | None = None,
+    page_transductive: bool = False,
 ) -> SuiteHeadline:
     """The headline of one suite from its summary rows. `not_compared`: why its methods
     cannot be compared (different episodes), `absent`: lines naming methods that failed or
-    never ran (see bench/report/coverage.py)."""
+    never ran (see bench/report/coverage.py); `page_transductive`: every row of the page
+    is transductive and the page says so once."""
     lower = lower_better(s)
     n_test = int(s["n_test"].iloc[0])
     seeds = int(s["n_seeds"].max())
@@ -265,7 +278,7 @@ def suite_headline(
         return h
     trans = transductive(s)
     ranked = s[~trans] if (~trans).any() else s
-    if trans.all():
+    if trans.all() and not page_transductive:
         h.notes.append(
             "All rows ran with transductive normalization (BatchNorm statistics of the "
             "whole query set), so they are ranked among themselves."
@@ -295,8 +308,9 @@ def headline(
     get a headline of those lines alone)."""
     absent = absent or {}
     reasons = conflicts.groupby("suite")["reason"].apply("; ".join).to_dict()
+    everywhere = all_transductive(summary)
     out = [
-        suite_headline(suite, s, scope, reasons.get(suite, ""), absent.get(suite))
+        suite_headline(suite, s, scope, reasons.get(suite, ""), absent.get(suite), everywhere)
         for suite, s in summary.groupby("suite", sort=True)
     ] if len(summary) else []  # fmt: skip
     for suite in sorted(set(absent) - {h.suite for h in out}):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.report.aggregate import LedgerTables, enrich_windows, fingerprint_conflicts
 from bench.report.coverage import absent_lines, unfinished_cells
-from bench.report.headline import headline
+from bench.report.headline import TRANSDUCTIVE_NOTE, all_transductive, headline
 from bench.report.html import Column, table
 from bench.report.tables import page_tables
 
@@ -30,6 +30,7 @@ def page_context(t: LedgerTables, summary: pd.DataFrame, title: str, scope: str)
             for h in blocks
         ],
         "nothing_done": summary.empty,
+        "transductive_note": TRANSDUCTIVE_NOTE if all_transductive(summary) else "",
         "unfinished": unfinished_cells(t.cells).to_dict("records"),
         "conflicts": conflicts.to_dict("records"),
         **page_tables(summary),

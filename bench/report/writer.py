@@ -22,7 +22,7 @@ from bench.report.aggregate import (
     trace_table,
 )
 from bench.report.coverage import absent_lines, cells_table, unfinished_cells
-from bench.report.headline import headline
+from bench.report.headline import TRANSDUCTIVE_NOTE, all_transductive, headline
 from bench.report.html import render_report
 from bench.report.page import page_context
 from bench.report.reading import SCOPES
@@ -85,6 +85,8 @@ def summary_markdown(t: LedgerTables, summary: pd.DataFrame, scope: str = "node"
     Markdown table (≈ marks estimated energy), and the cells that did not finish."""
     blocks = headline(summary, fingerprint_conflicts(t.cells), absent_lines(t.cells, t.runs), scope)
     parts = ["# Headline", ""] + [f"- {h.text()}" for h in blocks]
+    if all_transductive(summary):
+        parts += ["", TRANSDUCTIVE_NOTE]
     if summary.empty:
         parts += ["", "No cell finished in this run: there are no scores or energies to report."]
     else:
