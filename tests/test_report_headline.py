@@ -209,3 +209,12 @@ def test_styles_are_fixed_per_name_and_distinct():
     assert len(set(looks)) == len(looks) == 9
     for i in range(3):  # no two built-ins share a colour, a marker or a hatch
         assert len({x[i] for x in looks}) == 9
+
+
+def test_batch_serving_is_named_when_measured():
+    proto = row(
+        "protonet", 0.97, 2400.0, 0.166, e_deploy_batch_j_per_task=0.0123,
+        **be("scratch", "after", 843.6, 700.0, 1010.0),
+    )  # fmt: skip
+    text = " ".join(suite_headline("toy", grid(proto, BASES[0])).lines)
+    assert "served in batches, 0.0123 J per task" in text

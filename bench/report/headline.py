@@ -191,6 +191,9 @@ def breakeven_line(s: pd.DataFrame, mark: str) -> str:
             + f", then costs {fmt.joules(r['e_deploy_j_per_task'])} per task against "
             + " and ".join(costs)
         )
+    batch = r.get("e_deploy_batch_j_per_task")
+    if not fmt.is_missing(batch) and batch != r["e_deploy_j_per_task"]:
+        clauses.append(f"served in batches, {fmt.joules(batch)} per task")
     return "; ".join([text, *clauses, *others]) + "."
 
 

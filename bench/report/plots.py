@@ -148,7 +148,7 @@ def accuracy_vs_energy(
         ax.errorbar(
             r[energy],
             r["score_mean"],
-            yerr=r["score_ci95"],
+            yerr=r.get("score_errbar", r["score_ci95"]),
             markersize=8,
             capsize=3,
             linestyle="none",
