@@ -233,10 +233,20 @@ def estimated_share(s: pd.DataFrame) -> float:
 
 def source_line(s: pd.DataFrame, scope: str) -> str:
     """Where the energy comes from, said once for the suite."""
+    measured, estimated, sources = _kinds(s)
+    if scope == "gpu":
+        measured, estimated = (
+            [k for k in measured if k == "gpu"],
+            [k for k in estimated if k == "gpu"],
+        )
     if not s["energy_measured"].astype(bool).any():
+        if scope == "gpu" and not measured and not estimated:
+            return (
+                "No GPU was metered here: with --energy-scope gpu there is no energy to rank "
+                "by (--energy-scope node sums CPU and DRAM too)."
+            )
         return "Energy was not measured (time only): no method is ranked by energy."
     what = "Energy of the GPU only (--energy-scope gpu)" if scope == "gpu" else "Energy of the node"
-    measured, estimated, sources = _kinds(s)
     if not measured and not estimated:  # summaries without per-component columns
         how = "estimated (≈)" if s["estimated"].astype(bool).any() else "measured"
         return f"{what}: {how}."
