@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from bench.report.ledger import BASELINES
+
 NOT_MEASURED = "not measured"
 NOT_APPLICABLE = "not applicable"
 
@@ -218,7 +220,7 @@ COLUMNS: list[Col] = [
 ]
 
 _PATTERN_VALUES = {
-    "<b>": "(scratch|transfer)",
+    "<b>": f"({'|'.join(BASELINES)})",
     "<kind>": "(gpu|cpu|dram)",
     "<label>": "(n1|ntest|n10000|ninf)",
     "<name>": "[a-z0-9_]+",
@@ -244,6 +246,28 @@ def lookup(column: str) -> Col | None:
         if regex.match(column):
             return c
     return None
+
+
+def ordered(columns: list[str]) -> list[str]:
+    """`columns` in dictionary order, a baseline's columns of one section together
+    (unlisted columns last, in their own order)."""
+    rank = {c.name: i for i, c in enumerate(COLUMNS)}
+    first_b = {}
+    for i, c in enumerate(COLUMNS):
+        if "<b>" in c.name:
+            first_b.setdefault(c.group, i)
+
+    def key(item: tuple[int, str]) -> tuple[int, int, int, int]:
+        pos, name = item
+        entry = lookup(name)
+        if entry is None:
+            return (len(rank), 0, 0, pos)
+        if "<b>" in entry.name:
+            base = next(i for i, b in enumerate(BASELINES) if f"_{b}" in name)
+            return (first_b[entry.group], base, rank[entry.name], pos)
+        return (rank[entry.name], 0, 0, pos)
+
+    return [c for _, c in sorted(enumerate(columns), key=key)]
 
 
 def applies(column: str, lower_is_better: bool) -> bool:
