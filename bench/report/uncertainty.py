@@ -160,5 +160,10 @@ def format_n(n: float, lo: float = math.nan, hi: float = math.nan, max_digits: i
     step = _step(n, lo, hi, max_digits) if has_ci else _step(n, n, n, max_digits)
     text = _round(n, step)
     if has_ci:
-        text += f" (95% CI {_round(lo, step)}-{_round(hi, step)})"
+        # an end keeps at least its own leading digit (400, not 0, in "2,000 (400-9,000)")
+        ends = [
+            _round(e, min(step, _step(e, e, e, 1)) if e and math.isfinite(e) else step)
+            for e in (lo, hi)
+        ]
+        text += f" (95% CI {ends[0]}-{ends[1]})"
     return text
