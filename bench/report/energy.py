@@ -50,13 +50,14 @@ def _deploy_per_task(w: pd.DataFrame, scenario: str, col: str) -> float:
     return sum(per_task(d[d["phase"] == p], col) for p in DEPLOY_PHASES)
 
 
-def net_figure(net: float, idle_std_j: float) -> tuple[float, str]:
-    """(net value or NaN, note): a net figure is shown only above the idle noise band."""
-    if math.isnan(net):
+def net_figure(gross: float, idle: float, idle_std: float) -> tuple[float, str]:
+    """(net value or NaN, note) from gross and idle energy and the idle energy's std: a net
+    figure is shown only above the idle noise band, so it is never negative."""
+    if math.isnan(gross):
         return math.nan, ""
-    if math.isnan(idle_std_j):
+    if math.isnan(idle):
         return math.nan, "no idle baseline"
-    band = IDLE_Z * idle_std_j
+    net, band = gross - idle, IDLE_Z * idle_std
     if net > band:
         return net, ""
     return math.nan, WITHIN_IDLE_NOISE if net >= -band else BELOW_IDLE
@@ -72,12 +73,10 @@ def _net(w: pd.DataFrame, n_seeds: int, scenario: str) -> dict:
     w = w.assign(idle_std_j=_with_idle_std(w))
     meta = w[w["phase"] == "meta_train"]
     out = {}
-    value, note = net_figure(total(meta["net_j"]) / n_seeds, total(meta["idle_std_j"]) / n_seeds)
-    out["e_meta_net_j"], out["e_meta_net_note"] = value, note
-    value, note = net_figure(
-        _deploy_per_task(w, scenario, "net_j"), _deploy_per_task(w, scenario, "idle_std_j")
-    )
-    out["e_deploy_net_j_per_task"], out["e_deploy_net_note"] = value, note
+    parts = [total(meta[c]) / n_seeds for c in ("joules_j", "idle_j", "idle_std_j")]
+    out["e_meta_net_j"], out["e_meta_net_note"] = net_figure(*parts)
+    parts = [_deploy_per_task(w, scenario, c) for c in ("joules_j", "idle_j", "idle_std_j")]
+    out["e_deploy_net_j_per_task"], out["e_deploy_net_note"] = net_figure(*parts)
     return out
 
 
