@@ -167,7 +167,8 @@ def _method_row(
     row |= row_energy(w, n_seeds, scenario)
     meta = w[w["phase"] == "meta_train"]
     deploy = w[w["phase"].isin(("adapt", "predict")) & (w["scenario"] == scenario)]
-    reps = bootstrap_row(meta, deploy, "|".join(sorted(keys)) + f"|{scope}|{scenario}")
+    seeds = sorted(group["seed"].unique())
+    reps = bootstrap_row(meta, deploy, seeds, "|".join(sorted(keys)) + f"|{scope}|{scenario}")
     informative = reps.informative and row["energy_measured"]
     for col, boot in (("e_meta_j", reps.e_meta_boot), ("e_deploy_j_per_task", reps.e_deploy_boot)):
         row[f"{col}_lo"], row[f"{col}_hi"] = interval(boot) if informative else (np.nan, np.nan)

@@ -138,7 +138,7 @@ COLUMNS: list[Col] = [
         (
             "measured_share_meta",
             "share",
-            "share of E_meta's node joules from measuring meters (NVML, RAPL), 0..1",
+            "share of E_meta's joules (energy_scope) from measuring meters (NVML, RAPL), 0..1",
         ),
         ("measured_share_deploy", "share", "the same for E_deploy"),
     ),
@@ -208,7 +208,11 @@ COLUMNS: list[Col] = [
             "largest foreign_cpu_load of the row's windows (CPU share used by other "
             "processes); NaN where the meter did not record it",
         ),
-        ("foreign_load_flag", "", "True when foreign_load_max > 0.1 (FOREIGN_LOAD_THRESHOLD)"),
+        (
+            "foreign_load_flag",
+            "",
+            "True when foreign_load_max > 0.1 (bench.report.energy.FOREIGN_LOAD_THRESHOLD)",
+        ),
         (
             "shared_energy",
             "",

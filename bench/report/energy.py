@@ -86,7 +86,7 @@ def _components(w: pd.DataFrame, n_seeds: int, scenario: str) -> dict:
     meta, deploy = w[w["phase"] == "meta_train"], _deploy(w, scenario)
     out: dict[str, object] = {}
     for kind in KINDS:
-        out[f"e_meta_{kind}_j"] = total(meta[f"{kind}_j"]) / n_seeds if len(meta) else 0.0
+        out[f"e_meta_{kind}_j"] = total(meta[f"{kind}_j"]) / n_seeds
         out[f"e_deploy_{kind}_j_per_task"] = _deploy_per_task(w, scenario, f"{kind}_j")
         for phase, part in (("meta", meta), ("deploy", deploy)):
             source = join_sources(part[f"{kind}_source"])

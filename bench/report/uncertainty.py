@@ -59,10 +59,8 @@ def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float
 
 @dataclass(frozen=True)
 class Replicates:
-    """Point estimates and bootstrap replicates [N_BOOT] of one summary row."""
+    """Bootstrap replicates [N_BOOT] of one summary row's E_meta (J) and E_deploy (J/task)."""
 
-    e_meta: float
-    e_deploy: float
     e_meta_boot: np.ndarray
     e_deploy_boot: np.ndarray
     informative: bool  # False: a single seed with a single window in some phase
@@ -89,12 +87,12 @@ def _phase(windows: pd.DataFrame, phase: str, seeds: list) -> list[tuple[np.ndar
 
 
 def bootstrap_row(
-    meta: pd.DataFrame, deploy: pd.DataFrame, key: str, n_boot: int = N_BOOT
+    meta: pd.DataFrame, deploy: pd.DataFrame, seeds: list[int], key: str, n_boot: int = N_BOOT
 ) -> Replicates:
-    """Two-stage bootstrap of one row: `meta` its meta_train windows, `deploy` its adapt and
-    predict windows of the break-even scenario (enriched windows: seed, phase, joules_j,
-    items_done). E_meta in J, E_deploy in J per task."""
-    seeds = sorted(set(meta["seed"]) | set(deploy["seed"]))
+    """Two-stage bootstrap of one row of `seeds`: `meta` its meta_train windows, `deploy`
+    its adapt and predict windows of the break-even scenario (enriched windows: seed,
+    phase, joules_j, items_done); `key` seeds the generator. A phase without windows costs
+    0 J (no meta-training) or leaves E_deploy NaN (nothing to divide by)."""
     rng = generator(key)
     draw = (
         rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
@@ -115,18 +113,12 @@ def bootstrap_row(
     with np.errstate(invalid="ignore", divide="ignore"):
         seed_meta = np.where(n > 0, j / n, 0.0) * totals  # each seed's resampled E_meta
     e_meta_boot = seed_meta[cols, draw].mean(axis=1)
-    e_meta = float(np.mean([jj.sum() for jj, _ in phases["meta"]]))
-
     e_deploy_boot = np.zeros(n_boot)
-    e_deploy = 0.0
     for p in DEPLOY_PHASES:
         j, n = stacked[p]
         with np.errstate(invalid="ignore", divide="ignore"):
             e_deploy_boot = e_deploy_boot + j[cols, draw].sum(axis=1) / n[cols, draw].sum(axis=1)
-        jj = np.concatenate([x for x, _ in phases[p]])
-        nn = np.concatenate([x for _, x in phases[p]])
-        e_deploy += jj.sum() / nn.sum() if nn.sum() else math.nan
-    return Replicates(e_meta, float(e_deploy), e_meta_boot, e_deploy_boot, informative)
+    return Replicates(e_meta_boot, e_deploy_boot, informative)
 
 
 # --------------------------------------------------------------------------- formatting
