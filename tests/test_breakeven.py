@@ -153,3 +153,20 @@ def test_interval_of_n_star_maps_never_to_infinity():
     assert np.isinf(crossing[-3:]).all() and crossing[0] == 10
     assert B.text("after", 116.94, 90.2, 171.0, "transfer") == "after 120 (95% CI 90-170) tasks"
     assert B.text("no_baseline", np.nan, np.nan, np.nan, "transfer") == "no transfer run"
+
+
+def test_with_several_seeds_the_gate_uses_the_seed_level_interval():
+    def seeds(means: list[float]) -> pd.Series:
+        idx = [(s, i) for s in range(len(means)) for i in range(100)]
+        wiggle = [0.02 * ((i % 4) - 1.5) for _ in means for i in range(100)]
+        flat = [m for m in means for _ in range(100)]
+        return pd.Series(np.add(flat, wiggle), index=pd.MultiIndex.from_tuples(idx))
+
+    base = seeds([0.72, 0.72, 0.72])
+    # seed means 0.95, 0.70, 0.45 against 0.72: pooled episodes would call it worse (-0.02
+    # +- 0.01); over seeds the difference is -0.02 +- 0.62: equal
+    gate = B.accuracy_gate(seeds([0.95, 0.70, 0.45]), base, False, "scratch", "accuracy")
+    assert gate.ok and "over 3 seeds" in gate.note
+    # consistently 0.1 below on every seed: less accurate however few the seeds
+    gate = B.accuracy_gate(seeds([0.62, 0.61, 0.63]), base, False, "scratch", "accuracy")
+    assert not gate.ok

@@ -21,7 +21,7 @@ import pandas as pd
 
 from bench.report.ledger import BASELINES
 from bench.report.uncertainty import Replicates, format_n, interval
-from bench.stats import ci95, paired_difference
+from bench.stats import ci95, paired_difference, t_ci95
 
 STATUSES = (
     "after",
@@ -87,18 +87,23 @@ def accuracy_gate(
 ) -> Gate:
     """Is A at least as accurate as baseline B? `a`, `b`: episode scores indexed by
     (seed, episode index). Paired over the episodes both scored (the protocol gives every
-    method the same episodes); without common episodes, the difference of the two means
-    with the two pooled CIs combined in quadrature."""
+    method the same episodes): with two or more common seeds, Student's t over the seeds'
+    mean differences (seeds are the independent replicates); with one, the pooled-episode
+    CI of the differences. Without common episodes, the difference of the two means with
+    the two pooled CIs combined in quadrature."""
     common = a.index.intersection(b.index)
-    if len(common):
-        diff, half = paired_difference(a.loc[common], b.loc[common])
+    seeds = common.get_level_values(0).unique() if len(common) else []
+    if len(seeds) > 1:
+        d = (a.loc[common] - b.loc[common]).groupby(level=0).mean()
+        diff, half, over = float(d.mean()), t_ci95(d), f"95% CI over {len(seeds)} seeds"
+    elif len(common):
+        (diff, half), over = paired_difference(a.loc[common], b.loc[common]), "95% CI"
     else:
-        diff = float(a.mean() - b.mean())
-        half = math.hypot(ci95(a), ci95(b))
+        diff, half, over = float(a.mean() - b.mean()), math.hypot(ci95(a), ci95(b)), "95% CI"
     better = -diff if lower_better else diff
     text = f"{score_name} {a.mean():.4g} vs {base} {b.mean():.4g}, difference {diff:+.3g}"
     if not math.isnan(half):
-        text += f" ± {half:.2g} (95% CI)"
+        text += f" ± {half:.2g} ({over})"
     if math.isnan(half):
         return Gate(better >= 0, "" if better >= 0 else f"less accurate: {text}")
     if better < -half:
