@@ -33,7 +33,7 @@ import pandas as pd
 
 from bench.stats import ci95
 
-PHASES = ("meta_train", "validate", "adapt", "predict")
+PHASES = ("setup", "meta_train", "validate", "adapt", "predict")
 DEPLOY_PHASES = ("adapt", "predict")
 BASELINES = ("scratch", "transfer")
 NOT_MEASURED = "not measured"
