@@ -110,6 +110,10 @@ def test_both_deploy_scenarios_and_repeats(tmp_path):
     # scratch's windows carry no scenario (an old ledger): stream
     assert s.loc["scratch", "e_deploy_stream_j_per_task"] == pytest.approx(15.0)
     assert r["breakeven_vs_scratch_n"] == pytest.approx(100.0 / (15.0 - 5.0))
+    # a loop cell has no batch windows: the batch column says why it is empty
+    assert "loop execution" in columns.missing_text(
+        s.loc["scratch"].to_dict(), "e_deploy_batch_j_per_task"
+    )
     batch = _summary(tmp_path / "b", [_scenario_cell()], scenario="batch").iloc[0]
     assert batch["deploy_scenario"] == "batch" and batch["e_deploy_j_per_task"] == 0.6
 
@@ -153,6 +157,10 @@ def test_net_energy_without_idle_std_uses_the_documented_fallback(tmp_path):
     assert r["e_meta_net_j"] == pytest.approx(11.0) and r["e_meta_net_note"] == ""
     r = _summary(tmp_path / "c", [_net_cell(111.0)]).iloc[0]
     assert math.isnan(r["e_meta_net_j"]) and r["e_meta_net_note"] == "no idle baseline"
+    # no meta-training: nothing to net, exactly 0
+    scratch = CellSpec("toy", "scratch", [0.5], [Win("adapt", 1, 1.0, cpu(30.0))])
+    r = _summary(tmp_path / "d", [scratch], idle_w={"cpu:0": 10.0}).iloc[0]
+    assert r["e_meta_net_j"] == 0.0 and r["e_meta_net_note"] == ""
 
 
 def _scored(method: str, scores, deploy_j: float, **settings) -> CellSpec:

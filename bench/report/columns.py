@@ -293,6 +293,8 @@ def missing_text(row: dict, column: str) -> str | None:
         return None
     if not applies(column, bool(row.get("lower_is_better"))):
         return NOT_APPLICABLE
+    if "_batch_" in column and row.get("execution") == "loop":
+        return "not run: loop execution serves one task per call"
     note = f"{column.removesuffix('_j_per_task').removesuffix('_j')}_note"
     if row.get(note):
         return str(row[note])

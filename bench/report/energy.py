@@ -55,6 +55,8 @@ def net_figure(gross: float, idle: float, idle_std: float) -> tuple[float, str]:
     figure is shown only above the idle noise band, so it is never negative."""
     if math.isnan(gross):
         return math.nan, ""
+    if gross == 0 and idle == 0:  # no window at all (no meta-training): exactly nothing
+        return 0.0, ""
     if math.isnan(idle):
         return math.nan, "no idle baseline"
     net, band = gross - idle, IDLE_Z * idle_std
