@@ -53,10 +53,11 @@ class CellSpec:
     normalization: str | None = None
     execution: str | None = None
     exclusive_energy: int | None = 1
+    torch_threads: int | None = None
 
     @property
     def key(self) -> str:
-        settings = (self.precision, self.normalization, self.execution)
+        settings = (self.precision, self.normalization, self.execution, self.torch_threads)
         extra = "/".join(str(v) for v in settings if v is not None)
         return f"{self.suite}/{self.method}/seed{self.seed}" + (f"/{extra}" if extra else "")
 
@@ -136,6 +137,7 @@ def _insert_cell(con, s: CellSpec) -> None:
             "normalization": s.normalization,
             "execution": s.execution,
             "exclusive_energy": s.exclusive_energy,
+            "torch_threads": s.torch_threads,
         },
     )
     counts: dict[str, int] = {}

@@ -196,6 +196,19 @@ def test_settings_split_rows_and_baselines_match_within_them(tmp_path):
     assert old["transductive"]
 
 
+def test_thread_counts_are_rows_of_their_own_compared_like_for_like(tmp_path):
+    specs = [
+        _scored("maml", [0.6, 0.6], 2.0, torch_threads=1),
+        _scored("maml", [0.6, 0.6], 4.0, torch_threads=4),
+        _scored("scratch", [0.6, 0.6], 22.0, torch_threads=1),
+        _scored("scratch", [0.6, 0.6], 12.0, torch_threads=4),
+    ]
+    s = _summary(tmp_path, specs).set_index(["method", "torch_threads"])
+    assert len(s) == 4 and (s["n_seeds"] == 1).all()  # one seed each, never pooled
+    assert s.loc[("maml", "1"), "breakeven_vs_scratch_n"] == pytest.approx(100.0 / 10.0)
+    assert s.loc[("maml", "4"), "breakeven_vs_scratch_n"] == pytest.approx(100.0 / 4.0)
+
+
 def test_shared_and_attributed_energy_is_marked(tmp_path):
     attributed = {"attribution": {"cpu:0": "process-cpu-time"}, "cpu:0": {"measured_j": 9.0}}
     specs = [

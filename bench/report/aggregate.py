@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 ROW_KEYS = ("suite", "method", *SETTINGS)
+# Settings that change the cost, not the task or the answer: rows differing only in these
+# are compared with each other (COMPARISON leaves them out).
+RUN_SETTINGS = tuple(k for k in SETTINGS if k not in COMPARISON)
 # The amortization points; "ntest" is the suite's number of test episodes.
 N_LABELS = ("n1", "ntest", "n10000", "ninf")
 
@@ -172,7 +175,7 @@ def _method_row(
     informative = reps.informative and row["energy_measured"]
     for col, boot in (("e_meta_j", reps.e_meta_boot), ("e_deploy_j_per_task", reps.e_deploy_boot)):
         row[f"{col}_lo"], row[f"{col}_hi"] = interval(boot) if informative else (np.nan, np.nan)
-    per_seed = [total(meta[meta["seed"] == s]["joules_j"]) for s in sorted(group["seed"])]
+    per_seed = [total(meta[meta["seed"] == s]["joules_j"]) for s in seeds]
     row["e_meta_seed_std_j"] = (
         float(np.std(per_seed, ddof=1)) if n_seeds > 1 and row["energy_measured"] else np.nan
     )
@@ -184,45 +187,56 @@ def _method_row(
     return row, reps, scores
 
 
+def _baseline_of(rows: list[dict], i: int, base: str, blocked: dict) -> tuple[int | None, dict]:
+    """The index of row i's baseline row (same comparison group; among several, the one of
+    the same execution and threads), or None with the status and note saying why not."""
+    r, group = rows[i], tuple(rows[i][k] for k in COMPARISON)
+    if group in blocked:
+        return None, {"status": "not_comparable", "note": blocked[group]}
+    if r["method"] == base:
+        return None, {"status": "baseline", "note": ""}
+    cands = [
+        j
+        for j, b in enumerate(rows)
+        if b["method"] == base and tuple(b[k] for k in COMPARISON) == group
+    ]
+    if len(cands) > 1:
+        cands = [j for j in cands if all(rows[j][k] == r[k] for k in RUN_SETTINGS)] or cands
+    if not cands:
+        return None, {"status": "no_baseline", "note": f"no {base} run"}
+    if len(cands) > 1:
+        runs = ", ".join(sorted("/".join(str(rows[j][k]) for k in RUN_SETTINGS) for j in cands))
+        return None, {"status": "not_comparable", "note": f"several {base} rows ({runs})"}
+    return cands[0], {}
+
+
 def _baseline_columns(rows: list[dict], ctx: list, curves: pd.DataFrame, blocked: dict) -> None:
     """Add break-even and iso-accuracy columns against each baseline to every row, in place.
     ctx[i] = (replicates, episode scores) of rows[i]; blocked: comparison group -> reason."""
-    group_of = [tuple(r[k] for k in COMPARISON) for r in rows]
     for i, r in enumerate(rows):
         for base in BASELINES:
-            pre = f"breakeven_vs_{base}"
-            cands = [
-                j for j, g in enumerate(group_of) if g == group_of[i] and rows[j]["method"] == base
-            ]
-            if len(cands) > 1:  # several executions of the baseline: the same one, if run
-                cands = [j for j in cands if rows[j]["execution"] == r["execution"]] or cands
-            res = {"n": np.nan, "lo": np.nan, "hi": np.nan, "note": ""}
-            if group_of[i] in blocked:
-                res |= {"status": "not_comparable", "note": blocked[group_of[i]]}
-            elif r["method"] == base:
-                res["status"] = "baseline"
-            elif not cands:
-                res |= {"status": "no_baseline", "note": f"no {base} run"}
-            elif len(cands) > 1:
-                execs = ", ".join(sorted(rows[j]["execution"] for j in cands))
-                res |= {"status": "not_comparable", "note": f"several {base} rows ({execs})"}
-            else:
-                res = _against(r, rows[cands[0]], ctx[i], ctx[cands[0]], base)
+            j, res = _baseline_of(rows, i, base, blocked)
+            if j is not None:
+                res = _against(r, rows[j], ctx[i], ctx[j], base)
+            res = {"n": np.nan, "lo": np.nan, "hi": np.nan} | res
             for k in ("n", "lo", "hi", "status", "note"):
-                r[f"{pre}_{k}"] = res[k]
-            r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = _iso(
-                r, rows[cands[0]] if len(cands) == 1 else None, curves, base
-            )
+                r[f"breakeven_vs_{base}_{k}"] = res[k]
+            if j is None:
+                reached = "baseline" if res["status"] == "baseline" else res["note"]
+                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = np.nan, reached
+            else:
+                curve = _curves_of(curves, r)
+                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = iso_energy(
+                    curve, float(rows[j]["score_mean"]), int(r["n_seeds"])
+                )
 
 
 def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
-    gate = breakeven.accuracy_gate(
-        ctx[1], ctx_b[1], bool(r["lower_is_better"]), base, str(r["score_name"])
-    )
+    """Break-even of row r against its baseline row b, gated by accuracy."""
+    lower = bool(r["lower_is_better"])
+    gate = breakeven.accuracy_gate(ctx[1], ctx_b[1], lower, base, str(r["score_name"]))
     if not gate.ok:
-        return {"status": "less_accurate", "n": np.nan, "lo": np.nan, "hi": np.nan} | {
-            "note": gate.note
-        }
+        return {"status": "less_accurate", "note": gate.note}
     res = breakeven.against(
         (r["e_meta_j"], r["e_deploy_j_per_task"]),
         (b["e_meta_j"], b["e_deploy_j_per_task"]),
@@ -231,14 +245,6 @@ def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
     )
     res["note"] = "; ".join(n for n in (gate.note, res["note"]) if n)
     return res
-
-
-def _iso(r: dict, b: dict | None, curves: pd.DataFrame, base: str) -> tuple[float, str]:
-    if r["method"] == base:
-        return np.nan, "baseline"
-    if b is None:
-        return np.nan, f"no {base} run"
-    return iso_energy(_curves_of(curves, r), float(b["score_mean"]), int(r["n_seeds"]))
 
 
 def summary_table(

@@ -49,6 +49,7 @@ COLUMNS: list[Col] = [
             "(NULL in older ledgers = transductive)",
         ),
         ("execution", "", "loop | batched | graph (NULL in older ledgers = loop)"),
+        ("torch_threads", "", "torch intra-op threads per cell (empty in older ledgers)"),
         (
             "transductive",
             "",

@@ -17,11 +17,11 @@ KINDS = ("gpu", "cpu", "dram")
 ENERGY_SCOPES = {"node": KINDS, "gpu": ("gpu",)}
 # Cell settings that change what is measured: a summary row pools seeds of one value of
 # each, never across values (a transductive cell with a support cell, fp32 with bf16).
-SETTINGS = ("profile", "device", "precision", "normalization", "execution")
-# What a NULL setting means in ledgers written before the column existed.
+SETTINGS = ("profile", "device", "precision", "normalization", "execution", "torch_threads")
+# What a NULL setting means in ledgers written before the column existed (threads: unknown).
 SETTING_DEFAULTS = {"precision": "fp32", "normalization": "transductive", "execution": "loop"}
 # Rows of one comparison group are compared with each other (break-even, Pareto front);
-# execution is not part of it: it changes the cost, not the task or the answer.
+# execution and threads are not part of it: they change the cost, not the task or answer.
 COMPARISON = ("suite", "profile", "device", "precision", "normalization")
 J_PER_KWH = 3.6e6
 
@@ -72,8 +72,17 @@ def done_cells(cells: pd.DataFrame) -> pd.DataFrame:
         default = SETTING_DEFAULTS.get(col, "")
         if col not in done:
             done[col] = default
-        done[col] = done[col].where(done[col].notna(), default).astype(str)
+        done[col] = done[col].map(lambda v, d=default: _setting_text(v, d))
     return done
+
+
+def _setting_text(value: object, default: str) -> str:
+    """A setting as text: NULL -> default; 4.0 (an INTEGER column read with NULLs) -> "4"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def lower_is_better(task_or_score: str) -> bool:
