@@ -141,6 +141,7 @@ def test_interval_keeps_infinite_replicates_and_nan_poisons():
         ((0.2956, 0.237, 0.421), "0.30 (95% CI 0.24-0.42)"),
         ((116.94,), "117"),
         ((math.nan,), ""),
+        ((0.0, 0.0, 0.0), "0"),
     ],
 )
 def test_format_n_prints_the_digits_its_interval_supports(args, text):

@@ -148,6 +148,8 @@ def format_n(n: float, lo: float = math.nan, hi: float = math.nan, max_digits: i
     significant digits: format_n(116.94) -> "117". NaN n -> ""."""
     if n is None or not math.isfinite(n):
         return ""
+    if n == 0 and all(x == 0 or math.isnan(x) for x in (lo, hi)):  # exactly nothing
+        return "0"
     has_ci = not (math.isnan(lo) or math.isnan(hi))
     step = _step(n, lo, hi, max_digits) if has_ci else _step(n, n, n, max_digits)
     text = _round(n, step)
