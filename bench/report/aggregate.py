@@ -274,8 +274,9 @@ def summary_table(
         r["comparable"] = tuple(r[k] for k in COMPARISON) not in blocked
     _baseline_columns(rows, ctx, curves, blocked)
     summary = pd.DataFrame(rows)
-    budget = score_at_budget(curves, list(COMPARISON))
-    summary = summary.merge(budget, on=[*COMPARISON, "method", "execution"], how="left")
+    row_keys = ["method", *RUN_SETTINGS]
+    budget = score_at_budget(curves, list(COMPARISON), row_keys)
+    summary = summary.merge(budget, on=[*COMPARISON, *row_keys], how="left")
     summary["energy_note"] = np.where(
         ~summary["energy_measured"].astype(bool),
         NOT_MEASURED,
