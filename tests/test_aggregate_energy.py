@@ -64,6 +64,16 @@ def test_gpu_scope_sums_the_accelerator_only(tmp_path):
     cpu_only = CellSpec("toy", "scratch", [0.5], [Win("adapt", 1, 1.0, cpu(3.0))])
     r = _summary(tmp_path / "c", [cpu_only], energy_scope="gpu").iloc[0]
     assert math.isnan(r["e_deploy_j_per_task"]) and r["energy_note"] == "not measured"
+    # a failed CPU figure (NaN) fails the node total, not the GPU one
+    failed = CellSpec(
+        "toy",
+        "scratch",
+        [0.5],
+        [Win("adapt", 1, 1.0, node(6.0, math.nan, 1.0), source=NODE)],
+    )
+    gpu_only = _summary(tmp_path / "f", [failed], energy_scope="gpu").iloc[0]
+    assert gpu_only["e_adapt_j_per_task"] == 6.0
+    assert math.isnan(_summary(tmp_path / "g", [failed]).iloc[0]["e_adapt_j_per_task"])
     with pytest.raises(ValueError, match="energy_scope"):
         _summary(tmp_path / "d", [cpu_only], energy_scope="rack")
 

@@ -14,7 +14,8 @@ DEPLOY_PHASES = ("adapt", "predict")
 SCENARIOS = ("stream", "batch")
 BASELINES = ("scratch", "transfer")
 KINDS = ("gpu", "cpu", "dram")
-ENERGY_SCOPES = {"node": KINDS, "gpu": ("gpu",)}
+# What the headline totals sum: None = every component of the window.
+ENERGY_SCOPES: dict[str, tuple[str, ...] | None] = {"node": None, "gpu": ("gpu",)}
 # Cell settings that change what is measured: a summary row pools seeds of one value of
 # each, never across values (a transductive cell with a support cell, fp32 with bf16).
 SETTINGS = ("profile", "device", "precision", "normalization", "execution", "torch_threads")

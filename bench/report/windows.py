@@ -67,12 +67,12 @@ def _carbon_factor_by_run(carbon: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _kind_columns(joules: dict[str, float], sources: dict[str, str], ok: bool) -> dict:
-    """Joules, source and estimated flag per component kind (NaN / "none" when absent)."""
+def _kind_columns(joules: dict[str, float], sources: dict[str, str]) -> dict:
+    """Joules and source per component kind (NaN / "none" when absent; NaN when failed)."""
     row: dict[str, object] = {}
     for kind in KINDS:
         comps = [c for c in joules if component_kind(c) == kind]
-        row[f"{kind}_j"] = sum(joules[c] for c in comps) if ok and comps else np.nan
+        row[f"{kind}_j"] = sum(joules[c] for c in comps) if comps else np.nan
         row[f"{kind}_source"] = join_sources(sources.get(c, "none") for c in comps)
     return row
 
@@ -86,8 +86,8 @@ def _scope_row(
 ) -> dict:
     """Gross, idle and net joules of the components in the energy scope."""
     kinds = ENERGY_SCOPES[scope]
-    comps = [c for c in joules if component_kind(c) in kinds]
-    ok = bool(comps) and not any(math.isnan(joules[c]) for c in joules)
+    comps = [c for c in joules if kinds is None or component_kind(c) in kinds]
+    ok = bool(comps) and not any(math.isnan(joules[c]) for c in comps)
     gross = sum(joules[c] for c in comps) if ok else np.nan
     measured = sum(joules[c] for c in comps if not is_estimated(sources.get(c, ""))) if ok else 0
     # Net needs an idle figure for every component; a partial baseline would silently
@@ -118,7 +118,6 @@ def _window_row(
     joules = {k: float(v) for k, v in parse_json(w.joules, {}).items()}
     sources = parse_json(w.sources, {})
     details = parse_json(getattr(w, "details", None), {})
-    ok = bool(joules) and not any(math.isnan(v) for v in joules.values())
     row = _scope_row(w, joules, sources, idle_w, scope)
     repeats = getattr(w, "repeats", None)
     repeats = 1 if repeats is None or pd.isna(repeats) else int(repeats)
@@ -146,7 +145,7 @@ def _window_row(
         **row,
         "co2_g": row["joules_j"] * g_per_j,
         "warnings": "; ".join(parse_json(w.warnings, [])),
-        **_kind_columns(joules, sources, ok),
+        **_kind_columns(joules, sources),
         "estimated": is_estimated(row["source"]),
         "foreign_cpu_load": float(load) if isinstance(load, (int, float)) else np.nan,
         "attribution": str(attribution),
