@@ -160,11 +160,11 @@ def test_net_energy_is_never_negative(tmp_path, meta_j, net, note):
 
 
 def test_net_energy_without_idle_std_uses_the_documented_fallback(tmp_path):
-    # no idle std in the ledger: 5% of idle W as its std, band 1.96 x 0.5 W x 10 s = 9.8 J
-    r = _summary(tmp_path / "a", [_net_cell(109.0)], idle_w={"cpu:0": 10.0}).iloc[0]
+    # no idle std in the ledger: 2% of idle W as its std, band 1.96 x 0.2 W x 10 s = 3.92 J
+    r = _summary(tmp_path / "a", [_net_cell(103.5)], idle_w={"cpu:0": 10.0}).iloc[0]
     assert math.isnan(r["e_meta_net_j"]) and r["e_meta_net_note"] == "within idle noise"
-    r = _summary(tmp_path / "b", [_net_cell(111.0)], idle_w={"cpu:0": 10.0}).iloc[0]
-    assert r["e_meta_net_j"] == pytest.approx(11.0) and r["e_meta_net_note"] == ""
+    r = _summary(tmp_path / "b", [_net_cell(104.5)], idle_w={"cpu:0": 10.0}).iloc[0]
+    assert r["e_meta_net_j"] == pytest.approx(4.5) and r["e_meta_net_note"] == ""
     r = _summary(tmp_path / "c", [_net_cell(111.0)]).iloc[0]
     assert math.isnan(r["e_meta_net_j"]) and r["e_meta_net_note"] == "no idle baseline"
     # no meta-training: nothing to net, exactly 0
