@@ -104,10 +104,26 @@ def build_parser() -> ArgumentParser:
     run.add_argument(
         "--sample-hz", type=float, default=20.0, help="power sampler rate in Hz (default 20)"
     )
+    run.add_argument(
+        "--energy-scope",
+        choices=["node", "gpu"],
+        default="node",
+        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
+        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
+        "leaderboard report)",
+    )
 
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
+    report.add_argument(
+        "--energy-scope",
+        choices=["node", "gpu"],
+        default="node",
+        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
+        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
+        "leaderboard report)",
+    )
 
     compare = sub.add_parser(
         "compare", help="the same cells of two or more runs side by side, with ratios"
@@ -215,7 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     ) as executor:
         summary = executor.execute(cells, ledger, run_id)
-    out = write_report(run_dir)
+    out = write_report(run_dir, energy_scope=args.energy_scope)
     print(
         f"{summary.done} cells run, {summary.skipped} already done, "
         f"{summary.failed} failed; report: {out}"
@@ -290,7 +306,7 @@ def format_live(m) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.writer import write_report
 
-    print(f"report: {write_report(args.run_dir, args.out)}")
+    print(f"report: {write_report(args.run_dir, args.out, args.energy_scope)}")
     return 0
 
 

@@ -4,6 +4,7 @@ folder given, nothing beside it, and a readable report even when no cell finishe
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from ledger_factory import toy_ledger
 from report_ledgers import add_failed, failed_only_ledger
 
@@ -88,3 +89,28 @@ def test_model_only_energy_is_explained_once(tmp_path):
     assert "wall-time ranking" in html
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "Meta-SGD MSE 1.02 ± 0.09" in md
+
+
+def test_energy_scope_gpu_sums_the_accelerator_only(tmp_path):
+    from report_ledgers import h200_copy
+
+    run = h200_copy(tmp_path)
+    assert main(["report", str(run), "--out", str(tmp_path / "gpu"), "--energy-scope", "gpu"]) == 0
+    s = pd.read_csv(tmp_path / "gpu" / "summary.csv")
+    assert set(s["energy_scope"]) == {"gpu"}
+    proto = s[(s["suite"] == "omniglot-5w1s") & (s["method"] == "protonet")].iloc[0]
+    assert proto["e_meta_j"] == pytest.approx(proto["e_meta_gpu_j"])
+    md = (tmp_path / "gpu" / "summary.md").read_text()
+    assert "Energy of the GPU only (--energy-scope gpu): GPU measured (nvml-counter)." in md
+    assert "CPU and DRAM estimated" not in md
+
+
+def test_energy_scope_gpu_without_a_gpu_says_so(tmp_path):
+    run = toy_ledger(tmp_path / "run")
+    page = write_report(run, tmp_path / "out", energy_scope="gpu")
+    assert "No GPU was metered here" in page.read_text()
+    from bench.cli import build_parser
+
+    args = build_parser().parse_args(["run", "toy", "--energy-scope", "gpu"])
+    assert args.energy_scope == "gpu"
+    assert main(["report", str(run), "--energy-scope", "cpu"]) == 2

@@ -38,12 +38,8 @@ class SuiteHeadline:
 
 
 def transductive(s: pd.DataFrame) -> pd.Series:
-    """The summary's `transductive` flag (older summaries: from `normalization`, NULL =
-    transductive as the ledger documents)."""
-    if "transductive" in s:
-        return s["transductive"].fillna(False).astype(bool)
-    norm = s.get("normalization", pd.Series(None, index=s.index, dtype=object))
-    return norm.fillna("transductive").eq("transductive")
+    """The summary's `transductive` flag as booleans."""
+    return s["transductive"].fillna(False).astype(bool)
 
 
 def all_transductive(summary: pd.DataFrame) -> bool:

@@ -16,6 +16,7 @@ import jinja2
 import pandas as pd
 
 from bench.report import fmt
+from bench.report.columns import missing_text
 from bench.report.reading import breakeven
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -113,9 +114,7 @@ def _cell(r: pd.Series, c: Column) -> dict:
         be = breakeven(r, c.kind.split(":", 1)[1])
         return {"text": be.short(), "sort": _number(be.n), "title": be.note}
     if _missing(value):
-        measured = bool(r.get("energy_measured", True))
-        empty = "not measured" if c.kind in ("energy", "grams") else "—"
-        return {"text": c.missing if c.missing and measured else empty, "sort": "", "title": ""}
+        return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":
         return {"text": str(value), "sort": str(value), "title": ""}
     formats: dict[str, Callable[[float], str]] = {
@@ -131,6 +130,16 @@ def _cell(r: pd.Series, c: Column) -> dict:
     if c.mark and bool(r.get(c.mark)) and float(value) != 0:
         text += " ≈"
     return {"text": text, "sort": _number(value), "title": ""}
+
+
+def _empty_text(r: pd.Series, c: Column) -> str:
+    """What an empty cell means: the column's own word where the row's energy was
+    measured (e.g. "not reached"), else the column dictionary's reading ("not applicable",
+    "not measured", the row's note such as "within idle noise")."""
+    if c.missing and bool(r.get("energy_measured", True)):
+        return c.missing
+    text = missing_text(r.to_dict(), c.key) or "—"
+    return "not measured" if text == "—" and c.kind in ("energy", "grams") else text
 
 
 def table(

@@ -68,38 +68,15 @@ def _float(value: object) -> float:
 def breakeven(row: pd.Series, base: str) -> BreakEven:
     """The break-even of one summary row against `base`."""
     prefix = f"breakeven_vs_{base}"
-    status = row.get(f"{prefix}_status")
-    if isinstance(status, str):
-        note = row.get(f"{prefix}_note")
-        return BreakEven(
-            base,
-            status,
-            _float(row.get(f"{prefix}_n")),
-            _float(row.get(f"{prefix}_lo")),
-            _float(row.get(f"{prefix}_hi")),
-            note if isinstance(note, str) else "",
-        )
-    return _legacy(row, base)
-
-
-def _legacy(row: pd.Series, base: str) -> BreakEven:
-    """Summaries without the _status column (one mixed column of numbers and words)."""
-    value = row.get(f"breakeven_vs_{base}_n")
-    if isinstance(value, (int, float)) and not math.isnan(value):
-        return BreakEven(base, "after", float(value))
-    words = {
-        "never": "never",
-        "baseline": "baseline",
-        "not measured": "not_measured",
-        "not comparable": "not_comparable",
-    }
-    text = str(value)
-    if text.startswith("no "):
-        return BreakEven(base, "no_baseline")
-    try:
-        return BreakEven(base, "after", float(text))
-    except ValueError:
-        return BreakEven(base, words.get(text, "not_measured"))
+    note = row.get(f"{prefix}_note")
+    return BreakEven(
+        base,
+        str(row.get(f"{prefix}_status", "not_measured")),
+        _float(row.get(f"{prefix}_n")),
+        _float(row.get(f"{prefix}_lo")),
+        _float(row.get(f"{prefix}_hi")),
+        note if isinstance(note, str) else "",
+    )
 
 
 def lower_better(rows: pd.DataFrame | pd.Series) -> bool:
@@ -121,10 +98,3 @@ def pareto_front(points: pd.DataFrame, energy: str, lower: bool) -> pd.DataFrame
             keep.append(idx)
             best, best_energy = score, e
     return p.loc[keep]
-
-
-def normalization(row: pd.Series) -> str:
-    """support (inductive) | transductive; summaries without the column ran before the
-    setting existed, when every method normalised transductively."""
-    value = row.get("normalization")
-    return value if isinstance(value, str) and value else "transductive"

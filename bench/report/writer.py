@@ -65,15 +65,15 @@ def write_report(run_dir: Path, out: Path | None = None, energy_scope: str = "no
         raise MetabenchError(f"--out {out}: expected a folder, found a file")
     out.mkdir(parents=True, exist_ok=True)
     t = load_tables(run_dir)
-    summary = summary_table(t)
-    results_table(t).to_csv(out / "results.csv", index=False)
+    summary = summary_table(t, energy_scope)
+    results_table(t, energy_scope).to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     trace_table(t).to_csv(out / "trace.csv", index=False)
     cells_table(t.cells).to_csv(out / "cells.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(t, summary, energy_scope))
     context = page_context(t, summary, run_dir.resolve().name, energy_scope)
     index = out / "index.html"
-    index.write_text(render_report({**context, **figures(t, summary, out)}))
+    index.write_text(render_report({**context, **figures(t, summary, out, energy_scope)}))
     return index
 
 
@@ -120,7 +120,7 @@ def _markdown_table(s: pd.DataFrame) -> str:
 
 def _timeline(t: LedgerTables) -> object:
     """The power timeline of the first cell with samples (else the first measured one)."""
-    ew = enrich_windows(t)
+    ew = enrich_windows(t)  # every component: the timeline draws each kind
     if ew.empty:
         return None
     trace = trace_table(t)
@@ -134,14 +134,16 @@ def _timeline(t: LedgerTables) -> object:
     )
 
 
-def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, str, str, object]]:
+def figure_list(
+    t: LedgerTables, summary: pd.DataFrame, energy_scope: str = "node"
+) -> Iterator[tuple[str, str, str, object]]:
     """(suite or "", file name, caption, figure or None) for every plot of the report,
     drawn one at a time as the caller iterates (the caller closes each: a 14-suite grid
-    has 71 plots)."""
+    has 85 plots). Learning curves count the energy of `energy_scope`."""
     if summary.empty:
         return
     styles = method_styles(summary["method"].tolist())
-    curves = learning_curves(t)
+    curves = learning_curves(t, energy_scope)
     for suite, s in prepare(summary).groupby("suite", sort=True):
         n = int(s["n_test"].iloc[0])
         yield (
@@ -189,11 +191,11 @@ def figure_list(t: LedgerTables, summary: pd.DataFrame) -> Iterator[tuple[str, s
     yield ("", "power-timeline", "Power of one cell over time, phases shaded.", _timeline(t))
 
 
-def figures(t: LedgerTables, summary: pd.DataFrame, out: Path) -> dict:
+def figures(t: LedgerTables, summary: pd.DataFrame, out: Path, energy_scope: str = "node") -> dict:
     """Draw, save (PNG) and inline (SVG) every figure, one at a time; grouped by suite."""
     groups: dict[str, list[dict]] = {}
     notes = []
-    for suite, name, caption, fig in figure_list(t, summary):
+    for suite, name, caption, fig in figure_list(t, summary, energy_scope):
         if fig is None:
             notes.append(
                 f"{name} not drawn: nothing to plot (energy not measured, or no "
