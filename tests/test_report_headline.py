@@ -218,3 +218,11 @@ def test_batch_serving_is_named_when_measured():
     )  # fmt: skip
     text = " ".join(suite_headline("toy", grid(proto, BASES[0])).lines)
     assert "served in batches, 0.0123 J per task" in text
+
+
+def test_an_all_transductive_page_notes_it_once():
+    rows = [{**r, "transductive": True} for r in (row("protonet", 0.9, 100.0, 0.1), BASES[0])]
+    blocks = headline(grid(*rows), pd.DataFrame(columns=["suite", "reason"]))
+    assert blocks[0].notes == []  # the page says it once (TRANSDUCTIVE_NOTE)
+    alone = suite_headline("toy", grid(*rows))
+    assert len(alone.notes) == 1 and "transductive" in alone.notes[0]

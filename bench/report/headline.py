@@ -292,7 +292,7 @@ def suite_headline(
             "All rows ran with transductive normalization (BatchNorm statistics of the "
             "whole query set), so they are ranked among themselves."
         )
-    elif trans.any():
+    elif trans.any() and not trans.all():
         apart = ", ".join(f"{_name(r)} {_score(r)}" for _, r in s[trans].iterrows())
         h.notes.append(f"Not ranked with the rest (transductive normalization): {apart}.")
     mark = ""
