@@ -209,6 +209,8 @@ def test_styles_are_fixed_per_name_and_distinct():
     assert len(set(looks)) == len(looks) == 9
     for i in range(3):  # no two built-ins share a colour, a marker or a hatch
         assert len({x[i] for x in looks}) == 9
+    # line hatches only: dot and circle hatches bloat every bar's inline SVG tenfold
+    assert all(set(s.hatch) <= set("/\\|-+x") for s in [*BUILTIN.values(), *SPARE])
 
 
 def test_batch_serving_is_named_when_measured():

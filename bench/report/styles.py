@@ -5,7 +5,8 @@ uses for them.
 The nine built-in methods have hand-picked styles: a colour from the Okabe-Ito palette
 (Okabe & Ito, "Color Universal Design", 2008) or Paul Tol's colour-blind-safe sets
 (https://personal.sron.nl/~pault/), each with its own marker and hatch, so any two
-differ in all three and stay apart in grey-scale print. Any other name gets a style from
+differ in all three and stay apart in grey-scale print. Hatches are line patterns only
+(dot and circle hatches make a bar's inline SVG ten times larger). Any other name gets a style from
 a spare pool chosen by a hash of the name (stable across reports and Python processes);
 if two names of one report land on the same spare style, the later (sorted) one moves to
 the next free one.
@@ -28,17 +29,17 @@ BUILTIN: dict[str, Style] = {
     "protonet": Style("#0072B2", "o", ""),  # blue
     "maml": Style("#D55E00", "s", "//"),  # vermillion
     "fomaml": Style("#E69F00", "^", "\\\\"),  # orange
-    "anil": Style("#009E73", "D", ".."),  # bluish green
+    "anil": Style("#009E73", "D", "||"),  # bluish green
     "metasgd": Style("#CC79A7", "v", "xx"),  # reddish purple
     "reptile": Style("#56B4E9", "P", "++"),  # sky blue
-    "learned_opt": Style("#882255", "h", "oo"),  # wine (Tol)
+    "learned_opt": Style("#882255", "h", "/|"),  # wine (Tol)
     "scratch": Style("#000000", "X", "--"),  # black: the baseline without any training
-    "transfer": Style("#999933", "*", "||"),  # olive (Tol)
+    "transfer": Style("#999933", "*", "\\|"),  # olive (Tol)
 }
 # Spare styles for other methods: colours, markers and hatches none of the built-ins use.
 SPARE_COLORS = ("#332288", "#44AA99", "#AA4499", "#117733", "#88CCEE", "#DDCC77", "#661100")
 SPARE_MARKERS = ("<", ">", "p", "8", "d", "H", "1")
-SPARE_HATCHES = ("/o", "\\|", "x.", "-\\", "+o", "|*", "O.")
+SPARE_HATCHES = ("x-", "x|", "/-", "\\-", "//|", "\\\\-", "xx-")
 SPARE = tuple(
     Style(c, m, h) for c, m, h in zip(SPARE_COLORS, SPARE_MARKERS, SPARE_HATCHES, strict=True)
 )
