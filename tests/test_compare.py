@@ -59,7 +59,7 @@ def test_ratios_per_phase_are_the_runs_quotients(two_runs, tmp_path):
     scores = pd.read_csv(out / "compare-scores.csv")
     assert (scores["difference gpu-cpu"] == 0).all()
     html = (out / "compare.html").read_text()
-    assert "compare-toy-0.png" in html and (out / "compare-toy-0.png").is_file()
+    assert "ratio-toy-gpu-vs-cpu.png" in html and (out / "ratio-toy-gpu-vs-cpu.png").is_file()
     assert "params_hash" in html  # the settings matched on are named
 
 

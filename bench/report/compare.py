@@ -13,6 +13,7 @@ refused: their scores and costs are not comparable.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -298,7 +299,7 @@ def compare(run_dirs: list[Path], out: Path | None = None) -> str:
             fig = ratio_figure(table, suite, labels[0], other)
             if fig is None:
                 continue
-            name = f"compare-{suite}-{len(plots)}"
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"ratio-{suite}-{other}-vs-{labels[0]}")
             fig.savefig(out / f"{name}.png", dpi=110)
             plots.append({"name": name, "suite": suite, "svg": to_svg(fig, name)})
             plt.close(fig)
