@@ -114,3 +114,14 @@ def test_energy_scope_gpu_without_a_gpu_says_so(tmp_path):
     args = build_parser().parse_args(["run", "toy", "--energy-scope", "gpu"])
     assert args.energy_scope == "gpu"
     assert main(["report", str(run), "--energy-scope", "cpu"]) == 2
+
+
+def test_empty_cells_say_why(tmp_path):
+    """Energy-to-target of a method that missed the target reads "not reached", a
+    baseline's iso-accuracy energy "baseline", never a bare "not measured"."""
+    html = write_report(toy_ledger(tmp_path / "run")).read_text()
+    curves = html[html.index('id="curves-classification"') :]
+    curves = curves[: curves.index("</table>")]
+    assert "not reached" in curves and "baseline" in curves
+    row = curves[curves.index(">transfer<") :]
+    assert row[: row.index("</tr>")].count("not measured") == 0

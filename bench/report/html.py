@@ -98,6 +98,9 @@ class Column:
     help: str = ""
     group: str = ""  # a header spanning the neighbouring columns of the same group
     missing: str = ""  # what an empty cell means when the row's energy was measured
+    # a text column that says why this one is empty ("0/1 seeds" -> "not reached";
+    # "no transfer run", "baseline", "no checkpoints" as they are)
+    missing_from: str = ""
 
 
 def _cell(r: pd.Series, c: Column) -> dict:
@@ -136,7 +139,11 @@ def _empty_text(r: pd.Series, c: Column) -> str:
     """What an empty cell means: the column's own word where the row's energy was
     measured (e.g. "not reached"), else the column dictionary's reading ("not applicable",
     "not measured", the row's note such as "within idle noise")."""
-    if c.missing and bool(r.get("energy_measured", True)):
+    measured = bool(r.get("energy_measured", True))
+    if c.missing_from and measured and isinstance(r.get(c.missing_from), str):
+        why = r[c.missing_from]
+        return "not reached" if why[:1].isdigit() else why
+    if c.missing and measured:
         return c.missing
     text = missing_text(r.to_dict(), c.key) or "—"
     return "not measured" if text == "—" and c.kind in ("energy", "grams") else text
@@ -174,6 +181,10 @@ def _filled(df: pd.DataFrame, c: Column) -> bool:
         return True
     if c.key not in df:
         return False
+    if c.missing_from in df:  # kept where some row tried (its reason reads "k/n seeds")
+        return bool(
+            df[c.key].notna().any() or df[c.missing_from].astype(str).str[:1].str.isdigit().any()
+        )
     values = df[c.key].dropna()
     numeric = pd.to_numeric(values, errors="coerce")
     return bool(len(values)) and not (numeric.notna().all() and (numeric == 0).all())

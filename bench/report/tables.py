@@ -56,7 +56,6 @@ TIME = [
     Column("adapt_s_per_task", "adapt / task", "seconds"),
     Column("predict_s_per_task", "predict / task", "seconds"),
     Column("deploy_s_per_task", "deploy / task", "seconds"),
-    Column("deploy_stream_s_per_task", "deploy / task, stream", "seconds"),
     Column("deploy_batch_s_per_task", "deploy / task, batch", "seconds"),
     Column("seconds_to_target_s", "time to target", "seconds"),
 ]
@@ -66,7 +65,6 @@ NET_CO2 = [
     Column("e_deploy_net_j_per_task", "E_deploy net / task", "energy", "estimated"),
     Column("e_validate_j", "validation", "energy", "estimated"),
     Column("e_setup_j", "setup", "energy", "estimated"),
-    Column("e_deploy_stream_j_per_task", "E_deploy / task, stream", "energy", "estimated"),
     Column("e_deploy_batch_j_per_task", "E_deploy / task, batch", "energy", "estimated"),
     Column("co2_meta_g", "CO2 meta-training", "grams", "estimated"),
     Column("co2_deploy_g_per_task", "CO2 deploy / task", "grams", "estimated"),
@@ -85,11 +83,10 @@ SETTING_COLUMNS = [
 
 
 def _curves() -> list[Column]:
-    reached = "not reached"
     cols = [
         *IDENTITY,
         Column("energy_to_target_j", "energy", "energy", "estimated", group="to the target",
-               missing=reached),
+               missing_from="target_reached"),
         Column("target_reached", "seeds", "text", group="to the target"),
         Column("budget_j", "energy", "energy", "estimated", group="common budget"),
         Column("val_score_at_budget", "val. score", "num", group="common budget",
@@ -99,7 +96,7 @@ def _curves() -> list[Column]:
         group = f"to {b}'s score"
         cols += [
             Column(f"iso_energy_vs_{b}_j", "energy", "energy", "estimated", group=group,
-                   missing=reached),
+                   missing_from=f"iso_reached_vs_{b}"),
             Column(f"iso_reached_vs_{b}", "seeds", "text", group=group),
         ]  # fmt: skip
     return cols
@@ -208,7 +205,8 @@ def _constant_apart(s: pd.DataFrame, columns: list[Column]) -> tuple[list[Column
     for c in columns[len(IDENTITY) :]:
         values = s[c.key].dropna().astype(str).unique() if c.key in s else []
         if len(values) == 1 and s[c.key].notna().all():
-            same.append(f"{c.title} {values[0]}")
+            if values[0].strip():  # an empty reason everywhere: nothing to say
+                same.append(f"{c.title} {values[0]}")
         else:
             keep.append(c)
     return keep, ("Every row: " + ", ".join(same) + ".") if same else ""
