@@ -228,3 +228,15 @@ def test_an_all_transductive_page_notes_it_once():
     assert blocks[0].notes == []  # the page says it once (TRANSDUCTIVE_NOTE)
     alone = suite_headline("toy", grid(*rows))
     assert len(alone.notes) == 1 and "transductive" in alone.notes[0]
+
+
+def test_notes_in_prose_drop_their_numbers():
+    note = (
+        "scores equal within 95% CI (accuracy 0.75 vs scratch 0.5, difference +0.25 ± 0.28 "
+        "(95% CI)); no interval: a phase has a single window and a single seed"
+    )
+    meta = row("maml", 0.75, 100.0, 1.0, **be("scratch", "after", 50.0, note=note))
+    text = " ".join(suite_headline("toy", grid(meta, BASES[0])).lines)
+    assert "after 50 tasks (scores equal within 95% CI; no interval: a phase has a single" in text
+    assert "difference" not in text
+    assert fmt.score(0.5, 0.0, False) == "50.0 ± 0%"

@@ -124,6 +124,8 @@ def score(value: float, ci: float, lower_better: bool) -> str:
         return f"{prefix}{mean}{suffix}"
     decimals = len(mean.split(".")[1]) if "." in mean else 0
     half = round(ci * scale, decimals)
+    if ci == 0:
+        return f"{prefix}{mean} ± 0{suffix}"
     if half == 0:  # narrower than the last digit shown: say so instead of "± 0"
         return f"{prefix}{mean} ± <{10**-decimals:g}{suffix}"
     return f"{prefix}{mean} ± {half:,.{decimals}f}{suffix}"

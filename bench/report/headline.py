@@ -15,6 +15,7 @@ missing methods, or whose methods saw different episodes, says so before its lin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -123,6 +124,14 @@ def _possessive(name: str) -> str:
     return name + ("'" if name.endswith("s") else "'s")
 
 
+def short_note(note: str) -> str:
+    """The break-even note without its numbers in parentheses, for prose: "scores equal
+    within 95% CI (accuracy 0.75 vs 0.5, ...); no interval: ..." -> "scores equal within
+    95% CI; no interval: ..." (tables keep the whole note as a tooltip)."""
+    parts = [re.sub(r"\s*\(.*\)\s*$", "", p.strip()) for p in note.split("; ")]
+    return "; ".join(p for p in parts if p)
+
+
 def _n_clause(be) -> str:
     n, lo, hi = fmt.count_range(be.n, be.lo, be.hi)
     if fmt.is_missing(be.lo):
@@ -131,14 +140,14 @@ def _n_clause(be) -> str:
         interval = f" (95% interval from {lo}; possibly never)"
     else:
         interval = f" (95% interval {lo}–{hi})"
-    return f"{n} tasks{interval}" + (f" ({be.note})" if be.note else "")
+    return f"{n} tasks{interval}" + (f" ({short_note(be.note)})" if be.note else "")
 
 
 def _other(r: pd.Series, b: pd.Series, be) -> str:
     """A clause for a status other than "after"."""
     base = display_name(str(b["method"]))
     mine, theirs = fmt.joules(r["e_deploy_j_per_task"]), fmt.joules(b["e_deploy_j_per_task"])
-    note = f" ({be.note})" if be.note else ""
+    note = f" ({short_note(be.note)})" if be.note else ""
     if be.status == "until":
         return (
             f"it is cheaper than {base} only until {_n_clause(be)}, costing less up front "
