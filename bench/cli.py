@@ -37,6 +37,17 @@ def str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def add_energy_scope(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--energy-scope",
+        choices=["node", "gpu"],
+        default="node",
+        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
+        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
+        "leaderboard report)",
+    )
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="metabench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -104,26 +115,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument(
         "--sample-hz", type=float, default=20.0, help="power sampler rate in Hz (default 20)"
     )
-    run.add_argument(
-        "--energy-scope",
-        choices=["node", "gpu"],
-        default="node",
-        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
-        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
-        "leaderboard report)",
-    )
+    add_energy_scope(run)
 
     report = sub.add_parser("report", help="rebuild a run's report from its ledger")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path, help="where to write (default: RUN_DIR)")
-    report.add_argument(
-        "--energy-scope",
-        choices=["node", "gpu"],
-        default="node",
-        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
-        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
-        "leaderboard report)",
-    )
+    add_energy_scope(report)
 
     compare = sub.add_parser(
         "compare", help="the same cells of two or more runs side by side, with ratios"
