@@ -168,3 +168,34 @@ def install(
     monkeypatch.setitem(__import__("sys").modules, "pynvml", nv)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: torch_devices[i])
     return nv
+
+
+class FakeUsage:
+    """CPU counters (bench.energy.load.Usage) of a machine with `cpus` logical CPUs, on the
+    fake clock: between two readings this process used `process` and other processes
+    `foreign` of the machine's capacity (shares 0..1, changeable). Every reader sees the
+    same cumulative counters, as with /proc."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        cpus: int = 2,
+        process: float = 0.0,
+        foreign: float = 0.0,
+        rss_bytes: float = 2 * 2**30,
+    ) -> None:
+        self.clock, self.cpus = clock, cpus
+        self.process, self.foreign, self.rss_bytes = process, foreign, rss_bytes
+        self.t = clock()
+        self.process_s = self.busy_s = 0.0
+        self.total_s = 1000.0  # since boot
+
+    def __call__(self):
+        from bench.energy.load import Usage
+
+        capacity = (self.clock() - self.t) * self.cpus
+        self.t = self.clock()
+        self.process_s += capacity * self.process
+        self.busy_s += capacity * (self.process + self.foreign)
+        self.total_s += capacity
+        return Usage(self.process_s, self.busy_s, self.total_s, self.rss_bytes)

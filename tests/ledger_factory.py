@@ -67,7 +67,11 @@ def write_ledger(
             (RUN_ID, 1.7e9, "metabench run toy --profile smoke", json.dumps(ENVIRONMENT)),
         )
         for comp, watts in (idle_w or {}).items():
-            con.execute("INSERT INTO idle VALUES (?, ?, ?, ?, ?)", (RUN_ID, comp, watts, "rapl", 5))
+            con.execute(
+                "INSERT INTO idle (run_id, component, watts, source, seconds) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (RUN_ID, comp, watts, "rapl", 5),
+            )
         if carbon:
             con.execute(
                 "INSERT INTO carbon VALUES (?, ?, ?, ?, ?)",
