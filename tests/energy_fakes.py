@@ -199,3 +199,16 @@ class FakeUsage:
         self.busy_s += capacity * (self.process + self.foreign)
         self.total_s += capacity
         return Usage(self.process_s, self.busy_s, self.total_s, self.rss_bytes)
+
+
+def powercap_zone(path, name: str, energy_uj: int, max_uj: int = 1_000_000_000):
+    """A fake powercap zone directory (name, energy_uj, max_energy_range_uj) at `path`."""
+    path.mkdir(parents=True)
+    (path / "name").write_text(name + "\n")
+    (path / "energy_uj").write_text(f"{energy_uj}\n")
+    (path / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return path
+
+
+def set_uj(path, value: int, max_uj: int = 1_000_000_000) -> None:
+    (path / "energy_uj").write_text(f"{value % max_uj}\n")

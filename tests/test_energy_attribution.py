@@ -112,3 +112,104 @@ def test_shares_clamp_and_unknown():
     s = shares(a, Usage(2.0, 10.5, 102.0, 0.0))  # busy counter read before our own: clamp
     assert (s.process, s.machine, s.foreign) == (0.5, 0.5, 0.0)
     assert load_details(None, a) == {"process_cpu_share": None, "foreign_cpu_load": None}
+
+
+# -- two worker processes on one CPU package (issue 12, item 8) ---------------------------
+
+
+def test_two_workers_sharing_a_package_count_dynamic_cpu_and_dram_once():
+    """dask-local with 2 workers on a 2-CPU package, each using one CPU for 4 s. Each is
+    charged its own share; over both, the CPU energy above idle is the package's dynamic
+    energy once (0.9 x 8 W x 4 s) and DRAM is each worker's resident share of the 20 W,
+    not 20 W each."""
+    clock = FakeClock(0.0)
+    workers = [FakeUsage(clock, process=0.5, foreign=0.5) for _ in range(2)]
+    meters = [estimate_meter(u, clock) for u in workers]
+    idle_w = {}
+    for i, meter in enumerate(meters):
+        for u in workers:  # both idle while each measures its baseline
+            u.process = u.foreign = 0.0
+        idle, _ = measure_idle(meter, 1.0, sleep=sleeper(meter, clock))
+        idle_w[i] = {x.component: x.watts for x in idle}
+    for u in workers:
+        u.process, u.foreign = 0.5, 0.5
+    windows = [meter.begin("cell") for meter in meters]
+    for _ in range(8):  # 4 s, both samplers ticking
+        clock.advance(TICK_S)
+        for meter in meters:
+            meter.sample()
+    ms = [meter.end(w) for meter, w in zip(meters, windows, strict=True)]
+    nets = [net_by_component(m, idle_w[i]) for i, m in enumerate(ms)]
+    assert [m.joules_by_component["cpu:all"] for m in ms] == [pytest.approx(17.6)] * 2
+    assert sum(n["cpu:all"] for n in nets) == pytest.approx(0.9 * 8.0 * 4.0)
+    assert sum(m.details["cpu:all"]["machine_j"] for m in ms) == pytest.approx(64.0)  # before
+    dram = [m.joules_by_component["dram:all"] for m in ms]
+    assert sum(dram) == pytest.approx(2 * 20.0 * (2 / 32) * 4.0)
+    assert sum(dram) < 20.0 * 4.0  # never more than the DIMMs draw
+    assert all(m.details["foreign_cpu_load"] == pytest.approx(0.5) for m in ms)
+
+
+@pytest.fixture
+def package(tmp_path):
+    from energy_fakes import powercap_zone
+
+    root = tmp_path / "powercap"
+    pkg = powercap_zone(root / "intel-rapl:0", "package-0", 1_000_000)
+    dram = powercap_zone(pkg / "intel-rapl:0:0", "dram", 1_000_000)
+    return root, pkg, dram
+
+
+def test_measured_package_is_split_by_cpu_time_and_labelled(package):
+    """RAPL cannot split a package between processes: with attribution each process gets
+    the package's (and DRAM's) energy x its share of the CPU time used. Workers at 75% and
+    25% of the busy time share 100 J of package and 20 J of DRAM as 75/25 and 15/5."""
+    from energy_fakes import set_uj
+
+    from bench.energy.rapl import RaplSource
+
+    root, pkg, dram = package
+    clock = FakeClock(0.0)
+    loads = {"a": 0.75, "b": 0.25}
+    usages = {k: FakeUsage(clock, process=p, foreign=1.0 - p) for k, p in loads.items()}
+    meters = {
+        k: CompositeMeter(
+            [RaplSource(root, attribute=True, usage=u)], sample_hz=0, clock=clock, usage=u
+        )
+        for k, u in usages.items()
+    }
+    windows = {k: m.begin("cell") for k, m in meters.items()}
+    for i in range(1, 9):  # 4 s at 25 W of package and 5 W of DRAM
+        set_uj(pkg, 1_000_000 + i * 12_500_000)
+        set_uj(dram, 1_000_000 + i * 2_500_000)
+        clock.advance(TICK_S)
+        for m in meters.values():
+            m.sample()
+    ms = {k: m.end(windows[k]) for k, m in meters.items()}
+    for k, m in ms.items():
+        assert m.joules_by_component["cpu:0"] == pytest.approx(100.0 * loads[k])
+        assert m.joules_by_component["dram:0"] == pytest.approx(20.0 * loads[k])
+        assert m.source_by_component["cpu:0"] == "rapl"
+        assert m.details["attribution"] == {
+            "cpu:0": "process-cpu-time",
+            "dram:0": "process-cpu-time",
+        }
+        assert m.details["cpu:0"]["measured_j"] == pytest.approx(100.0)
+    assert sum(m.total_j for m in ms.values()) == pytest.approx(120.0)  # counted once
+
+
+def test_a_dask_worker_attributes_its_package(package, monkeypatch):
+    """The meter a Dask worker builds splits the package; a local run's does not."""
+    import sys
+    import types
+
+    from bench.energy.composite import make_sources, shares_package
+
+    root = str(package[0])
+    local, _ = make_sources("cpu", rapl_root=root, estimate=False)
+    assert not shares_package() and not local[0].attribute
+    fake = types.ModuleType("distributed")
+    fake.get_worker = lambda: object()
+    monkeypatch.setitem(sys.modules, "distributed", fake)
+    worker, _ = make_sources("cpu", rapl_root=root, estimate=False)
+    assert shares_package() and worker[0].attribute
+    assert "attributed by process-cpu-time" in worker[0].info().resolution

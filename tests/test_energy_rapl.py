@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from energy_fakes import FakeClock
+from energy_fakes import FakeClock, powercap_zone, set_uj
 
 from bench.energy import rapl
 from bench.energy.base import FAILED, MeterUnavailable
@@ -17,15 +17,7 @@ MAX_UJ = 1_000_000_000  # wraps at 1 kJ
 
 
 def zone(path: Path, name: str, energy_uj: int) -> Path:
-    path.mkdir(parents=True)
-    (path / "name").write_text(name + "\n")
-    (path / "energy_uj").write_text(f"{energy_uj}\n")
-    (path / "max_energy_range_uj").write_text(f"{MAX_UJ}\n")
-    return path
-
-
-def set_uj(path: Path, value: int) -> None:
-    (path / "energy_uj").write_text(f"{value % MAX_UJ}\n")
+    return powercap_zone(path, name, energy_uj, MAX_UJ)
 
 
 @pytest.fixture
