@@ -117,7 +117,7 @@ def describe(cpu: Any, ram: Any) -> Hardware:
         float(tdp),
         float(power.W),
         memory,
-        f"codecarbon {cpu!r}, RAM {power.W:g} W / {memory / 2**30:.1f} GiB",
+        f"codecarbon {cpu!r}: TDP {tdp:g} W, RAM {power.W:g} W / {memory / 2**30:.1f} GiB",
     )
 
 

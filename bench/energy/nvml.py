@@ -232,7 +232,8 @@ class NvmlSource:
             joules[c] = counter_j if counter_j is not None else power_j
             sources[c] = "nvml-counter" if counter_j is not None else "nvml-power"
             samples[c] = n
-            warnings += self._warnings(c, seconds, n, counter_j)
+            if not g.mig:  # a slice's warning says all there is to say
+                warnings += self._warnings(c, seconds, n, counter_j)
             details[c].update(
                 counter_j=counter_j,
                 integrated_j=power_j,
