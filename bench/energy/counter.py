@@ -8,8 +8,9 @@ is a *fault*, and is not added, when
   the wrap added: a negative difference is a wrap when the corrected difference is
   plausible, and a reset when it is not;
 - it implies a mean power above `JUMP_FACTOR` x the device's power limit over the
-  interval (at least `min_period_s` long, so a counter that updates in steps is not
-  mistaken for a jump): a corrupt reading, or a reset misread as a wrap.
+  interval (counted as at least `min_period_s` long, so a counter that updates in steps,
+  sometimes late, is not mistaken for a jump): a corrupt reading, or a reset misread as a
+  wrap.
 The source then knows that windows spanning the faulty interval have no counter figure:
 NVML falls back to integrated power, RAPL marks the window failed.
 
@@ -32,7 +33,7 @@ class CounterTrack:
     name: str  # for messages, e.g. 'gpu:0 energy counter' or 'intel-rapl:0 (package-0)'
     limit_w: float  # the device's power limit (W); JUMP_FACTOR x this is the jump bound
     wrap_j: float | None = None  # the counter wraps to 0 past this (J); None: never wraps
-    min_period_s: float = 0.0  # the counter's update period: shorter intervals count as this
+    min_period_s: float = 0.0  # shorter intervals count as this long in the jump test
     last_j: float | None = None
     last_t_s: float = 0.0
     total_j: float = 0.0

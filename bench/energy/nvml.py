@@ -44,6 +44,9 @@ MIN_SAMPLES = 5  # fewer power samples than this in a window: integration is unr
 # A GPU that states no enforced power limit: above the board power of any current data
 # centre GPU (B200: 1000 W, GB200: 1200 W).
 DEFAULT_LIMIT_W = 1500.0
+# Intervals shorter than this count as this long in the jump test: the counter updates
+# every ~20-100 ms, and a late update may bring a few periods' energy at once.
+JUMP_MIN_PERIOD_S = 0.5
 NOT_MEASURED = "none"  # source of a MIG slice's component: the card's energy is not its own
 MIG_FIX = (
     "run on a whole GPU: disable MIG (`nvidia-smi -i <gpu> -mig 0` as root, with no process "
@@ -92,7 +95,7 @@ class NvmlSource:
         counter = None
         if has_counter:
             counter = CounterTrack(
-                f"{component} energy counter", self._limit_w(h), None, COUNTER_PERIOD_S
+                f"{component} energy counter", self._limit_w(h), None, JUMP_MIN_PERIOD_S
             )
         name = text(call(nv, nv.nvmlDeviceGetName, h))
         return Gpu(component, h, dev.uuid, name, counter, self._power_fields(h), dev.mig)

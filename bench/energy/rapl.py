@@ -38,6 +38,10 @@ UPDATE_PERIOD_S = 0.001  # RAPL counters update about every millisecond
 # A zone that states no power limit: above the TDP of any current server package (AMD
 # EPYC 9965 and Intel Xeon 6980P: 500 W), so twice this is no bound on real power.
 DEFAULT_LIMIT_W = 500.0
+# Intervals shorter than this count as this long in the jump test: the counter updates in
+# steps of ~1 ms of energy, sometimes late, so two readings microseconds apart may see a
+# step of a few ms; a reset read as a wrap still implies kilowatts or more.
+JUMP_MIN_PERIOD_S = 0.05
 ATTRIBUTION = "process-cpu-time"
 PERMISSION_FIX = (
     "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj "
@@ -83,7 +87,7 @@ def limit_w(zone: Path) -> float:
 
 def zone_counter(z: ZoneInfo) -> CounterTrack:
     return CounterTrack(
-        z.label, limit_w(z.path), read_int(z.path / "max_energy_range_uj") / 1e6, UPDATE_PERIOD_S
+        z.label, limit_w(z.path), read_int(z.path / "max_energy_range_uj") / 1e6, JUMP_MIN_PERIOD_S
     )
 
 
