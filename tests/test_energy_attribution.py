@@ -51,7 +51,7 @@ def test_sleeping_process_is_not_charged_for_foreign_load():
     assert LABEL == "estimate:codecarbon-process"
     assert m.details["foreign_cpu_load"] == pytest.approx(1.0)
     assert m.details["process_cpu_share"] == pytest.approx(0.0)
-    assert m.details["attribution"] == {"cpu:all": "process-cpu-time", "dram:all": "process-rss"}
+    assert "attribution" not in m.details  # the label says it: no device split between cells
     # DRAM: the 2 GiB this process holds of 32 GiB, x 20 W, x 4 s
     assert m.joules_by_component["dram:all"] == pytest.approx(20.0 * 2 / 32 * 4)
 
@@ -213,3 +213,27 @@ def test_a_dask_worker_attributes_its_package(package, monkeypatch):
     worker, _ = make_sources("cpu", rapl_root=root, estimate=False)
     assert shares_package() and worker[0].attribute
     assert "attributed by process-cpu-time" in worker[0].info().resolution
+
+
+def test_unreadable_cpu_counters_fail_the_window_not_the_run():
+    clock = FakeClock(0.0)
+    usage = FakeUsage(clock)
+    broken = {"now": False}
+
+    def flaky():
+        if broken["now"]:
+            raise OSError("/proc/stat: no such file")
+        return usage()
+
+    hw = Hardware(TDP_W, RAM_W, MEMORY, "fake")
+    meter = CompositeMeter(
+        [CodecarbonSource(hardware=hw, usage=flaky)], sample_hz=0, clock=clock, usage=flaky
+    )
+    w = meter.begin("w")
+    broken["now"] = True
+    clock.advance(1.0)
+    meter.sample()  # the sampler remembers the error and goes on
+    m = meter.end(w)
+    assert m.failed and math.isnan(m.joules_by_component["cpu:all"])
+    assert any("CPU usage counters" in x for x in m.warnings)
+    assert m.details["process_cpu_share"] is None

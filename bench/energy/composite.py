@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import psutil
+
 from bench.energy.base import (
     FAILED,
     Measurement,
@@ -182,7 +184,7 @@ class CompositeMeter(MeterBase):
     def _usage(self) -> Usage | None:
         try:
             return self.usage()
-        except Exception:  # psutil cannot read /proc: the shares are unknown, not fatal
+        except (OSError, psutil.Error):  # /proc unreadable: the shares are unknown, not fatal
             return None
 
     def _start(self, window: Window) -> None:

@@ -24,8 +24,9 @@ size. We never `start()` its tracker. Our sampler applies the power model every
   used or not: each process is charged for the share of it that it holds, so DRAM is
   counted once over all processes, not once per worker.
 
-Every figure is labelled `estimate:codecarbon-process`, and `details["attribution"]`
-says how (`process-cpu-time`, `process-rss`). No network: the offline tracker only reads
+Every figure is labelled `estimate:codecarbon-process` (the label says it is this
+process's share; `details["attribution"]` is kept for measured devices split between
+concurrent cells, which an estimate never is). No network: the offline tracker only reads
 codecarbon's packaged data (a test blocks sockets during a run). codecarbon swallows
 exceptions and returns None, so every result is checked; its logging is silenced.
 """
@@ -47,7 +48,6 @@ from bench.energy.load import Shares, ShareTracker, Usage, read_usage
 LABEL = "estimate:codecarbon-process"
 SAMPLE_PERIOD_S = 0.5  # the load model needs no more; window edges read it anyway
 IDLE_FRACTION = 0.1  # codecarbon's CPU floor: "minimum power consumption is 10% of TDP"
-ATTRIBUTION = {"cpu:all": "process-cpu-time", "dram:all": "process-rss"}
 _HARDWARE: dict[str, Hardware] = {}  # detected once per process: detection costs ~1-2 s
 
 
@@ -198,10 +198,7 @@ class CodecarbonSource:
             dict.fromkeys(comps, LABEL),
             {c: end.samples[c] - start.samples[c] for c in comps},
             (),
-            {
-                "attribution": {c: ATTRIBUTION[c] for c in comps},
-                **{c: {"machine_j": diff(c, "machine")} for c in comps},
-            },
+            {c: {"machine_j": diff(c, "machine")} for c in comps},
         )
 
     def info(self) -> MeterInfo:

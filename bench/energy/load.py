@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from bench.energy.base import MeterError
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -94,7 +96,10 @@ class ShareTracker:
         self.last: Usage | None = None
 
     def next(self) -> tuple[Shares | None, Usage]:
-        now = self.usage()
+        try:
+            now = self.usage()
+        except (OSError, psutil.Error) as e:  # /proc unreadable: this reading fails, typed
+            raise MeterError(f"cannot read CPU usage counters: {e}") from e
         prev, self.last = self.last, now
         return (None if prev is None else shares(prev, now)), now
 
