@@ -86,6 +86,13 @@ ADDED_CELL_COLUMNS = {
 # windows.repeats: how many times a pure pass ran inside the window to outlast the meter's
 # resolution (its energy is divided by repeats x n_items); NULL before = 1.
 ADDED_WINDOW_COLUMNS = {"scenario": "TEXT", "repeats": "INTEGER"}
+# idle.watts_std: the idle baseline's noise, the sample std of the mean power of its slices
+# (W; bench.energy.idle): a net figure within ~watts_std x seconds of 0 is idle noise. NULL
+# before it existed = unknown.
+ADDED_IDLE_COLUMNS = {"watts_std": "REAL"}
+IDLE_INSERT = (
+    "INTO idle (run_id, component, watts, source, seconds, watts_std) VALUES (?, ?, ?, ?, ?, ?)"
+)
 # windows.joules / sources / samples: JSON objects keyed by component (gpu:<id>, cpu:<pkg>,
 # dram:<pkg>); windows.details: JSON of meter-specific extras (e.g. counter vs integrated
 # power per GPU). idle: the idle baseline of a run, per component. carbon: the intensity,
@@ -235,10 +242,7 @@ class Ledger:
         """The run's idle baseline: one row per component (bench.energy.idle.IdlePower)."""
         with self._transaction() as con:
             con.execute("DELETE FROM idle WHERE run_id = ?", (run_id,))
-            con.executemany(
-                "INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
-                [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle],
-            )
+            con.executemany("INSERT " + IDLE_INSERT, idle_rows(run_id, idle))
 
     def write_carbon(self, run_id: str, carbon) -> None:
         """The run's carbon intensity, its source and PUE (bench.energy.carbon)."""
@@ -279,10 +283,7 @@ class Ledger:
         run's: the first worker to report a component wins (the workers of one host share
         its CPU package; GPU components are distinct by UUID)."""
         with self._transaction() as con:
-            con.executemany(
-                "INSERT OR IGNORE INTO idle VALUES (?, ?, ?, ?, ?)",
-                [(run_id, i.component, i.watts, i.source, i.seconds) for i in idle],
-            )
+            con.executemany("INSERT OR IGNORE " + IDLE_INSERT, idle_rows(run_id, idle))
 
     @staticmethod
     def _delete(con: sqlite3.Connection, key: str) -> None:
@@ -295,9 +296,22 @@ class Ledger:
             return pd.read_sql_query(f"SELECT * FROM {name}", con)
 
 
+def idle_rows(run_id: str, idle: list) -> list[tuple]:
+    """idle table rows of bench.energy.idle.IdlePower baselines."""
+    return [
+        (run_id, i.component, i.watts, i.source, i.seconds, getattr(i, "watts_std", None))
+        for i in idle
+    ]
+
+
 def migrate(con: sqlite3.Connection) -> None:
-    """Add the columns of ADDED_CELL_COLUMNS / ADDED_WINDOW_COLUMNS an older ledger lacks."""
-    for table, added in (("cells", ADDED_CELL_COLUMNS), ("windows", ADDED_WINDOW_COLUMNS)):
+    """Add the columns of ADDED_CELL_COLUMNS / ADDED_WINDOW_COLUMNS / ADDED_IDLE_COLUMNS an
+    older ledger lacks."""
+    for table, added in (
+        ("cells", ADDED_CELL_COLUMNS),
+        ("windows", ADDED_WINDOW_COLUMNS),
+        ("idle", ADDED_IDLE_COLUMNS),
+    ):
         have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
         for name, kind in added.items():
             if name not in have:

@@ -1,5 +1,6 @@
 """Fakes at the library boundary for the energy tests: a `pynvml` module with a
-programmable power curve P(t) and an energy counter, driven by a fake clock."""
+programmable power curve P(t), an energy counter and MIG slices, driven by a fake clock;
+and CPU usage counters (bench.energy.load.Usage) with programmable loads."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ class FakeGpu:
     has_counter: bool = True
     has_fields: bool = True
     lost: bool = False
+    mig_slices: tuple[str, ...] | None = None  # MIG mode on: the slices' MIG-... UUIDs
+    limit_w: float = 300.0  # enforced power limit
+
+
+@dataclass
+class FakeMig:
+    """A MIG device handle: a slice of `parent`."""
+
+    uuid: str
+    parent: FakeGpu
 
 
 def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> types.ModuleType:
@@ -65,6 +76,7 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
         "NVML_ERROR_UNINITIALIZED": 1,
         "NVML_ERROR_NOT_SUPPORTED": 3,
         "NVML_ERROR_NO_PERMISSION": 4,
+        "NVML_ERROR_NOT_FOUND": 6,
         "NVML_ERROR_DRIVER_NOT_LOADED": 9,
         "NVML_ERROR_LIBRARY_NOT_FOUND": 12,
         "NVML_ERROR_GPU_IS_LOST": 15,
@@ -74,6 +86,8 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
     not_supported = sub("NVMLError_NotSupported", 3)
     lost_err = sub("NVMLError_GpuIsLost", 15)
     no_lib = sub("NVMLError_LibraryNotFound", 12)
+    not_found = sub("NVMLError_NotFound", 6)
+    nv.NVML_DEVICE_MIG_DISABLE, nv.NVML_DEVICE_MIG_ENABLE = 0, 1
     nv.NVML_SUCCESS, nv.NVML_TEMPERATURE_GPU, nv.NVML_CLOCK_SM = 0, 0, 1
     nv.NVML_FI_DEV_POWER_AVERAGE, nv.NVML_FI_DEV_POWER_INSTANT = 185, 186
     nv.calls = {"power": 0}
@@ -82,6 +96,19 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
         if h.lost:
             raise lost_err()
         return h
+
+    def mig_mode(h: FakeGpu) -> list[int]:
+        on = live(h).mig_slices is not None
+        return [int(on), int(on)]
+
+    def mig_handle(h: FakeGpu, i: int) -> FakeMig:
+        slices = live(h).mig_slices or ()
+        if i >= len(slices):
+            raise not_found()
+        return FakeMig(slices[i], h)
+
+    def uuid(h: FakeGpu | FakeMig) -> str:
+        return h.uuid if isinstance(h, FakeMig) else live(h).uuid
 
     def init() -> None:
         if not driver:
@@ -105,7 +132,10 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
     nv.nvmlShutdown = lambda: None
     nv.nvmlDeviceGetCount = lambda: len(gpus)
     nv.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]
-    nv.nvmlDeviceGetUUID = lambda h: live(h).uuid
+    nv.nvmlDeviceGetUUID = uuid
+    nv.nvmlDeviceGetMigMode = mig_mode
+    nv.nvmlDeviceGetMaxMigDeviceCount = lambda h: 7 if live(h).mig_slices is not None else 0
+    nv.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
     nv.nvmlDeviceGetPciInfo = lambda h: SimpleNamespace(busId=live(h).bus_id)
     nv.nvmlDeviceGetName = lambda h: "Fake GPU"
     nv.nvmlDeviceGetTotalEnergyConsumption = energy_mj
@@ -113,7 +143,7 @@ def make_pynvml(clock: FakeClock, gpus: list[FakeGpu], driver: bool = True) -> t
     nv.nvmlDeviceGetPowerUsage = power_usage
     nv.nvmlDeviceGetTemperature = lambda h, kind: 40 + live(h).power(clock()) / 10
     nv.nvmlDeviceGetClockInfo = lambda h, kind: 1410
-    nv.nvmlDeviceGetEnforcedPowerLimit = lambda h: 300_000
+    nv.nvmlDeviceGetEnforcedPowerLimit = lambda h: round(live(h).limit_w * 1000)
     return nv
 
 
@@ -138,3 +168,47 @@ def install(
     monkeypatch.setitem(__import__("sys").modules, "pynvml", nv)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: torch_devices[i])
     return nv
+
+
+class FakeUsage:
+    """CPU counters (bench.energy.load.Usage) of a machine with `cpus` logical CPUs, on the
+    fake clock: between two readings this process used `process` and other processes
+    `foreign` of the machine's capacity (shares 0..1, changeable). Every reader sees the
+    same cumulative counters, as with /proc."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        cpus: int = 2,
+        process: float = 0.0,
+        foreign: float = 0.0,
+        rss_bytes: float = 2 * 2**30,
+    ) -> None:
+        self.clock, self.cpus = clock, cpus
+        self.process, self.foreign, self.rss_bytes = process, foreign, rss_bytes
+        self.t = clock()
+        self.process_s = self.busy_s = 0.0
+        self.total_s = 1000.0  # since boot
+
+    def __call__(self):
+        from bench.energy.load import Usage
+
+        capacity = (self.clock() - self.t) * self.cpus
+        self.t = self.clock()
+        self.process_s += capacity * self.process
+        self.busy_s += capacity * (self.process + self.foreign)
+        self.total_s += capacity
+        return Usage(self.process_s, self.busy_s, self.total_s, self.rss_bytes)
+
+
+def powercap_zone(path, name: str, energy_uj: int, max_uj: int = 1_000_000_000):
+    """A fake powercap zone directory (name, energy_uj, max_energy_range_uj) at `path`."""
+    path.mkdir(parents=True)
+    (path / "name").write_text(name + "\n")
+    (path / "energy_uj").write_text(f"{energy_uj}\n")
+    (path / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return path
+
+
+def set_uj(path, value: int, max_uj: int = 1_000_000_000) -> None:
+    (path / "energy_uj").write_text(f"{value % max_uj}\n")

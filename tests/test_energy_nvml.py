@@ -163,3 +163,85 @@ def test_nested_windows_add_up(monkeypatch):
         sum(x.joules_by_component["gpu:0"] for x in inner), rel=1e-9
     )
     assert m.seconds == pytest.approx(sum(x.seconds for x in inner))
+
+
+# -- counter resets and jumps (issue 12, item 6) -----------------------------------------
+
+
+def reset_gpu(reset_at: float, start_j: float = 0.0, jump_j: float = 0.0) -> FakeGpu:
+    """200 W throughout; the counter restarts from 0 at `reset_at` (or, with `jump_j`,
+    leaps forward by that much instead)."""
+
+    def energy(t: float) -> float:
+        if jump_j:
+            return start_j + 200.0 * t + (jump_j if t >= reset_at else 0.0)
+        return 200.0 * (t - reset_at) if t >= reset_at else start_j + 200.0 * t
+
+    return FakeGpu("GPU-1", "00000000:01:00.0", lambda t: 200.0, energy)
+
+
+def reset_meter(monkeypatch, g: FakeGpu, t0: float):
+    clock = FakeClock(t0)
+    install(monkeypatch, clock, [g], {0: torch_props("GPU-1", 1)})
+    return CompositeMeter([NvmlSource("cuda:0")], sample_hz=0, clock=clock), clock
+
+
+def assert_integrated_with_reset_warning(m, joules: float = 400.0) -> None:
+    assert m.source_by_component["gpu:0"] == "nvml-power"
+    assert m.joules_by_component["gpu:0"] == pytest.approx(joules, rel=1e-3)
+    assert m.details["gpu:0"]["counter_j"] is None and m.details["gpu:0"]["counter_fault"]
+    (warning,) = [w for w in m.warnings if "energy counter" in w]
+    assert "reset" in warning and "integrated power" in warning
+
+
+@pytest.mark.parametrize("ticks", [True, False])
+def test_counter_restarting_mid_window_reports_integrated_power(monkeypatch, ticks):
+    """The issue's case: the counter restarts from 0 one second into a 2 s window at 200 W.
+    Counter end - start is -199,800 J; integrated power reads 400 J and is what's reported,
+    with or without sampler ticks between the edges."""
+    g = reset_gpu(reset_at=1001.0)
+    meter, clock = reset_meter(monkeypatch, g, 1000.0)
+    assert g.energy(1002.0) - g.energy(1000.0) == pytest.approx(-199_800.0)
+    if ticks:
+        m = run_window(meter, clock, 2.0)
+    else:
+        w = meter.begin("w")
+        clock.advance(2.0)
+        m = meter.end(w)
+    assert_integrated_with_reset_warning(m)
+    assert m.total_j == pytest.approx(400.0, rel=1e-3)
+    after = run_window(meter, clock, 1.0, "after")  # a window after the reset is fine again
+    assert after.source_by_component["gpu:0"] == "nvml-counter"
+    assert after.joules_by_component["gpu:0"] == pytest.approx(200.0, rel=1e-3)
+    assert not any("reset" in x for x in after.warnings)
+
+
+def test_reset_that_regrows_past_the_start_is_caught_between_samples(monkeypatch):
+    """Counter 100 J at the start edge, restarts at 1.0 s, reads 300 J at the end edge:
+    end - start = +200 J looks plausible, but the sampler saw it go back."""
+    g = reset_gpu(reset_at=1.0)
+    meter, clock = reset_meter(monkeypatch, g, 0.5)
+    m = run_window(meter, clock, 2.0)
+    assert g.energy(clock()) - g.energy(0.5) == pytest.approx(200.0)  # what the edges see
+    assert_integrated_with_reset_warning(m)
+
+
+def test_counter_jump_above_power_limit_is_not_energy(monkeypatch):
+    """A forward leap of 50 kJ in one tick is 1 MW, past 2 x the 300 W enforced limit."""
+    g = reset_gpu(reset_at=1001.0, start_j=5000.0, jump_j=50_000.0)
+    meter, clock = reset_meter(monkeypatch, g, 1000.0)
+    m = run_window(meter, clock, 2.0)
+    assert_integrated_with_reset_warning(m)
+    assert "limit" in m.details["gpu:0"]["counter_fault"]
+
+
+def test_nested_window_outside_the_reset_keeps_the_counter(monkeypatch):
+    g = reset_gpu(reset_at=1002.0)
+    meter, clock = reset_meter(monkeypatch, g, 1000.0)
+    outer = meter.begin("outer")
+    inner = run_window(meter, clock, 1.0, "inner")  # ends before the reset
+    run_window(meter, clock, 2.0, "spans")
+    m = meter.end(outer)
+    assert inner.source_by_component["gpu:0"] == "nvml-counter"
+    assert inner.joules_by_component["gpu:0"] == pytest.approx(200.0, rel=1e-3)
+    assert_integrated_with_reset_warning(m, joules=600.0)

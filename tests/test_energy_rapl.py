@@ -3,28 +3,21 @@ simulated at the single read point)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
-from energy_fakes import FakeClock
+from energy_fakes import FakeClock, powercap_zone, set_uj
 
 from bench.energy import rapl
-from bench.energy.base import MeterUnavailable
+from bench.energy.base import FAILED, MeterUnavailable
 from bench.energy.composite import CompositeMeter, build_meter
 
 MAX_UJ = 1_000_000_000  # wraps at 1 kJ
 
 
 def zone(path: Path, name: str, energy_uj: int) -> Path:
-    path.mkdir(parents=True)
-    (path / "name").write_text(name + "\n")
-    (path / "energy_uj").write_text(f"{energy_uj}\n")
-    (path / "max_energy_range_uj").write_text(f"{MAX_UJ}\n")
-    return path
-
-
-def set_uj(path: Path, value: int) -> None:
-    (path / "energy_uj").write_text(f"{value % MAX_UJ}\n")
+    return powercap_zone(path, name, energy_uj, MAX_UJ)
 
 
 @pytest.fixture
@@ -56,7 +49,7 @@ def test_window_energy_and_wraparound(tree):
         set_uj(tree["dram"], dram_uj)
         set_uj(tree["core"], 7_000_000)  # nested: must not show up anywhere
         set_uj(tree["psys"], 990_000_000)
-        clock.advance(1.0)
+        clock.advance(10.0)  # 99.4 W, then 0.9 W: well inside any bound
         meter.sample()
     m = meter.end(w)
     assert m.joules_by_component == {
@@ -97,3 +90,63 @@ def test_directory_in_place_of_counter_is_a_clear_reason(tree):
 def test_no_powercap_is_unavailable(tmp_path):
     with pytest.raises(MeterUnavailable, match=r"no .*intel-rapl"):
         rapl.RaplSource(tmp_path)
+
+
+# -- counter resets and jumps (issue 12, item 6) -----------------------------------------
+
+
+def step(meter, clock, tree, pkg_uj: int, dt: float = 0.05) -> None:
+    set_uj(tree["pkg"], pkg_uj)
+    clock.advance(dt)
+    meter.sample()
+
+
+def assert_cpu_failed_with_reset(m) -> None:
+    assert m.source_by_component["cpu:0"] == FAILED
+    assert math.isnan(m.joules_by_component["cpu:0"]) and math.isnan(m.total_j)
+    (warning,) = [w for w in m.warnings if w.startswith("cpu:0")]
+    assert "reset" in warning and "failed" in warning
+    assert m.source_by_component["dram:0"] == "rapl"  # the other zone is unaffected
+
+
+def test_reset_between_samples_fails_the_window_not_the_run(tree):
+    """The package counter restarts (5.5 J -> 0.1 J) between two sampler readings and
+    regrows past its start value before the end edge: end - start = +3 J looks plausible,
+    but read as a wrap the drop would mean 994.6 J in 50 ms (19.9 kW): a reset."""
+    clock = FakeClock(10.0)
+    meter = CompositeMeter([rapl.RaplSource(tree["root"])], sample_hz=0, clock=clock)
+    w = meter.begin("w")
+    step(meter, clock, tree, 5_500_000)
+    step(meter, clock, tree, 100_000)  # reset
+    step(meter, clock, tree, 8_000_000)  # regrown past the start's 5 J
+    m = meter.end(w)
+    assert_cpu_failed_with_reset(m)
+    assert all(s.watts < 1000 for s in meter.drain_trace())  # no 19.9 kW trace sample
+    w = meter.begin("after")
+    step(meter, clock, tree, 9_000_000)
+    after = meter.end(w)
+    assert after.source_by_component["cpu:0"] == "rapl"
+    assert after.joules_by_component["cpu:0"] == pytest.approx(1.0)
+
+
+def test_reset_misread_as_wrap_is_bounded_by_the_zone_limit(tree):
+    """A reset over a 2 s interval reads as a wrap of 995 J (497 W): under the 1000 W
+    default bound, but above twice the zone's stated limit (PL2 = 100 W)."""
+    (tree["pkg"] / "constraint_0_max_power_uw").write_text("65000000\n")
+    (tree["pkg"] / "constraint_1_power_limit_uw").write_text("100000000\n")
+    assert rapl.limit_w(tree["pkg"]) == 100.0 and rapl.limit_w(tree["dram"]) == 500.0
+    clock = FakeClock(10.0)
+    meter = CompositeMeter([rapl.RaplSource(tree["root"])], sample_hz=0, clock=clock)
+    w = meter.begin("w")
+    step(meter, clock, tree, 100_000, dt=2.0)
+    assert_cpu_failed_with_reset(meter.end(w))
+
+
+def test_forward_jump_is_not_energy(tree):
+    clock = FakeClock(10.0)
+    meter = CompositeMeter([rapl.RaplSource(tree["root"])], sample_hz=0, clock=clock)
+    w = meter.begin("w")
+    step(meter, clock, tree, 605_000_000)  # +600 J in 50 ms: 12 kW
+    m = meter.end(w)
+    assert_cpu_failed_with_reset(m)
+    assert "limit" in m.warnings[0]

@@ -119,13 +119,21 @@ def test_smoke_run_without_network_stores_labelled_energy(monkeypatch, tmp_path)
     ledger = Ledger(out)
     windows = ledger.table("windows")
     assert len(windows) > 0
+    label = "estimate:codecarbon-process"
     for _, w in windows.iterrows():
         sources = json.loads(w["sources"])
-        assert sources == {"cpu:all": "estimate:codecarbon", "dram:all": "estimate:codecarbon"}
+        assert sources == {"cpu:all": label, "dram:all": label}
         assert all(j > 0 for j in json.loads(w["joules"]).values())
+        details = json.loads(w["details"])
+        for key in ("process_cpu_share", "foreign_cpu_load"):  # None: shorter than a CPU tick
+            assert details[key] is None or 0 <= details[key] <= 1
+        assert "attribution" not in details  # a local run splits no device between cells
+    shares = [json.loads(d)["process_cpu_share"] for d in windows["details"]]
+    assert any(x is not None and x > 0 for x in shares)  # the cells' work is this process's
     idle = ledger.table("idle")
     assert set(idle["component"]) == {"cpu:all", "dram:all"}
-    assert (idle["source"] == "estimate:codecarbon").all() and (idle["watts"] > 0).all()
+    assert (idle["source"] == label).all() and (idle["watts"] > 0).all()
+    assert (idle["watts_std"] >= 0).all()
     samples = ledger.table("samples")
     assert len(samples) > 0 and {"adapt", "predict"} <= set(
         samples["phase"]

@@ -1,8 +1,10 @@
 """The meter interface: named windows that return a frozen Measurement.
 
 Components are named `gpu:<uuid-or-index>`, `cpu:<package>`, `dram:<package>`; sources are
-`nvml-counter`, `nvml-power`, `rapl`, `estimate:<how>`, `none`, or `failed` (the source
-broke during the window: its joules are NaN and a warning says why). Windows may nest:
+`nvml-counter`, `nvml-power`, `rapl`, `estimate:<how>`, `none` (nothing measures it: no
+meter at all, or a MIG slice's GPU, whose joules are then NaN), or `failed` (the source
+broke during the window, or its counter reset: its joules are NaN and a warning says why).
+Windows may nest:
 several may be open at once, and each reads its own start and end. Only the harness opens
 windows.
 """

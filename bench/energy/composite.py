@@ -5,18 +5,23 @@ A *source* keeps cumulative energy per component (a hardware counter, or an accu
 of power x time that it updates on every reading). A window reads every source at both
 edges and subtracts, so any number of windows may be open at once (nesting is free).
 The sampler thread reads each source at its own period between edges: that feeds the
-integrated-power accumulators, tracks counter wraparound, and records the power trace.
+integrated-power accumulators, tracks counter wraparound and resets, and records the power
+trace. Every window also records whose work the machine did (bench/energy/load.py):
+`details["process_cpu_share"]` and `details["foreign_cpu_load"]`.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import psutil
 
 from bench.energy.base import (
     FAILED,
@@ -27,6 +32,7 @@ from bench.energy.base import (
     MeterUnavailable,
     Window,
 )
+from bench.energy.load import Usage, load_details, read_usage
 
 DEFAULT_SAMPLE_HZ = 20.0
 TRACE_LIMIT = 500_000  # samples kept between drains (~3 h of 1 GPU at 20 Hz); oldest dropped
@@ -53,6 +59,9 @@ class Edge:
     samples: Mapping[str, int]
     details: Mapping[str, object] = field(default_factory=dict)
     trace: tuple[TraceSample, ...] = ()
+    # component -> (faults so far, the latest fault in words) of its cumulative counter: a
+    # window whose edges differ spans a counter reset or jump (bench/energy/counter.py)
+    faults: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,8 @@ def failed_part(source: Source, error: BaseException, window: str) -> Part:
 
 class CompositeMeter(MeterBase):
     """All available sources behind one Meter. `sample_hz` <= 0 starts no thread (tests
-    call `sample()` themselves with a fake clock)."""
+    call `sample()` themselves with a fake clock). `usage` reads the CPU counters that give
+    each window's process and foreign CPU shares (tests inject fakes)."""
 
     def __init__(
         self,
@@ -108,10 +118,12 @@ class CompositeMeter(MeterBase):
         sample_hz: float = DEFAULT_SAMPLE_HZ,
         clock: Callable[[], float] = time.perf_counter,
         unavailable: list[MeterInfo] | None = None,
+        usage: Callable[[], Usage] = read_usage,
     ) -> None:
         self.sources = list(sources)
         self.unavailable = list(unavailable or [])
         self.clock = clock
+        self.usage = usage
         self._wall_offset_s = time.time() - clock()
         self._locks = {s.name: threading.Lock() for s in self.sources}
         self._next_due = dict.fromkeys(self._locks, 0.0)
@@ -169,8 +181,15 @@ class CompositeMeter(MeterBase):
         self._trace.extend(e.trace)
         return e
 
+    def _usage(self) -> Usage | None:
+        try:
+            return self.usage()
+        except (OSError, psutil.Error):  # /proc unreadable: the shares are unknown, not fatal
+            return None
+
     def _start(self, window: Window) -> None:
         window.state = {s.name: self._edge(s) for s in self.sources}
+        window.state[USAGE] = self._usage()
 
     def _stop(self, window: Window, seconds: float) -> Measurement:
         parts = []
@@ -180,11 +199,15 @@ class CompositeMeter(MeterBase):
             parts.append(
                 failed_part(src, err, window.name) if err is not None else src.measure(start, end)
             )
+        parts.append(Part({}, {}, {}, (), load_details(window.state[USAGE], self._usage())))
         return merge(window, seconds, parts)
 
     def info(self) -> list[MeterInfo]:
         """Inventory rows of the sources in use and of those that were unavailable."""
         return [s.info() for s in self.sources] + self.unavailable
+
+
+USAGE = " usage"  # window.state key of the CPU counters at the start edge (not a source name)
 
 
 def merge(window: Window, seconds: float, parts: list[Part]) -> Measurement:
@@ -194,7 +217,10 @@ def merge(window: Window, seconds: float, parts: list[Part]) -> Measurement:
         sources.update(p.source_by_component)
         samples.update(p.samples_by_component)
         warnings += p.warnings
-        details.update(p.details)
+        for key, value in p.details.items():  # keyed-by-component maps (attribution) join
+            old = details.get(key)
+            both = isinstance(old, Mapping) and isinstance(value, Mapping)
+            details[key] = {**old, **value} if both else value
     for comp, j in joules.items():
         if j == 0.0 and seconds > 0:  # never a bare 0 J: say it is below resolution
             warnings.append(
@@ -213,26 +239,53 @@ def build_meter(
     rapl_root: str | None = None,
     estimate: bool = True,
     clock: Callable[[], float] = time.perf_counter,
+    attribute: bool | None = None,
 ) -> CompositeMeter:
     """The composite meter for a run on `device` ('cpu', 'cuda', 'cuda:N'): NVML for the
-    GPUs the run uses, RAPL for CPU packages and DRAM, and codecarbon estimates for
-    whatever of CPU and RAM nothing measures. Unavailable meters are kept with their
-    reason in `meter.unavailable`."""
-    sources, unavailable = make_sources(device, rapl_root=rapl_root, estimate=estimate)
+    GPUs the run uses, RAPL for CPU packages and DRAM, and codecarbon estimates (attributed
+    to this process) for whatever of CPU and RAM nothing measures. `attribute`: split the
+    RAPL packages' energy by this process's CPU time, for a process that shares them with
+    other cells; None decides by `shares_package()`. Unavailable meters are kept with
+    their reason in `meter.unavailable`."""
+    sources, unavailable = make_sources(
+        device, rapl_root=rapl_root, estimate=estimate, attribute=attribute
+    )
     return CompositeMeter(sources, sample_hz=sample_hz, clock=clock, unavailable=unavailable)
 
 
+def shares_package() -> bool:
+    """True in a Dask worker process: its host may run other workers' cells on the same CPU
+    package at the same time (dask-local always does), so measured package energy must be
+    attributed. A local run executes its cells one after another in one process."""
+    distributed = sys.modules.get("distributed")  # never imported just to ask
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:  # not inside a worker
+        return False
+    return True
+
+
 def make_sources(
-    device: str, *, rapl_root: str | None = None, estimate: bool = True
+    device: str,
+    *,
+    rapl_root: str | None = None,
+    estimate: bool = True,
+    attribute: bool | None = None,
 ) -> tuple[list[Source], list[MeterInfo]]:
     from bench.energy import estimate as est
     from bench.energy import nvml, rapl
 
+    share = shares_package() if attribute is None else attribute
     sources: list[Source] = []
     unavailable: list[MeterInfo] = []
-    attempts: list[tuple[Callable[[], Source], MeterInfo]] = [
+    attempts: list[tuple[Callable[[], Source], Callable[[MeterUnavailable], MeterInfo]]] = [
         (lambda: nvml.NvmlSource(device), nvml.unavailable_info),
-        (lambda: rapl.RaplSource(rapl_root or rapl.POWERCAP_ROOT), rapl.unavailable_info),
+        (
+            lambda: rapl.RaplSource(rapl_root or rapl.POWERCAP_ROOT, attribute=share),
+            rapl.unavailable_info,
+        ),
     ]
     for make, info in attempts:
         try:

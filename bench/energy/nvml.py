@@ -1,130 +1,57 @@
 """GPU energy through NVML (the `pynvml` module of nvidia-ml-py).
 
-- Devices: each torch CUDA device the run uses is matched to its NVML handle by UUID, else
-  by PCI bus id. Never by index: NVML numbers all GPUs and ignores CUDA_VISIBLE_DEVICES.
+- Devices: `nvml_api.find_device` matches each torch CUDA device the run uses to its NVML
+  handle (UUID, else PCI bus id; never by index) and tells MIG slices apart.
 - Energy: `nvmlDeviceGetTotalEnergyConsumption` (mJ since driver load, Volta and newer)
   where supported, source `nvml-counter`; otherwise power integrated over the sampler's
   trace (trapezoids), source `nvml-power`. Both are kept in `details` with their
   disagreement, because on A100/H100 the power readings cover only part of each period.
+- Counter faults: the counter is read on every sampler tick and at every edge and kept as
+  a `CounterTrack` (bench/energy/counter.py). A window in which it went backwards (a driver
+  reload or GPU reset restarts it from 0) or jumped past twice the enforced power limit
+  reports integrated power instead (`nvml-power`) with a warning naming the reset.
+- MIG: on a MIG-partitioned GPU the counter and power cover the whole card, so the slice's
+  component is not measured (NaN J, source `none`, a warning); the whole card's figure is
+  kept in `details[c]["whole_card_j"]` for reference only.
 - Trace: instant and average power from field values (NVML_FI_DEV_POWER_INSTANT /
   _AVERAGE) where available, `nvmlDeviceGetPowerUsage` (mW) otherwise.
 - Window edges also record temperature (C), SM clock (MHz) and power limit (W).
-- Errors: every pynvml call goes through `call`, the one place that maps NVMLError to
-  MeterUnavailable (no driver, no permission), NotSupported, or MeterError (GPU lost,
-  anything else mid-run).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.energy.base import MeterError, MeterInfo, MeterUnavailable
 from bench.energy.composite import Edge, Part, TraceSample
+from bench.energy.counter import CounterTrack
+from bench.energy.nvml_api import (
+    GpuLost,
+    NotSupported,
+    call,
+    cuda_indices,
+    find_device,
+    nvml_module,
+    text,
+)
 
 COUNTER_PERIOD_S = 0.1  # the energy counter updates every ~20-100 ms (NVML docs)
 MIN_SAMPLES = 5  # fewer power samples than this in a window: integration is unreliable
-
-
-class NotSupported(Exception):
-    """This GPU does not support the queried NVML feature."""
-
-
-class GpuLost(MeterError):
-    """The GPU stopped answering (fell off the bus, reset) during the run."""
-
-
-def nvml_module() -> Any:
-    """The `pynvml` module (nvidia-ml-py), imported late so tests can fake it."""
-    try:
-        return importlib.import_module("pynvml")
-    except ImportError as e:
-        raise MeterUnavailable(
-            "the pynvml module is not installed", "pip install nvidia-ml-py"
-        ) from e
-
-
-def call(nv: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call one pynvml function, mapping its errors to our types (the one place)."""
-    try:
-        return fn(*args)
-    except nv.NVMLError as e:
-        code = getattr(e, "value", None)
-        consts = {
-            name: getattr(nv, name, None)
-            for name in (
-                "NVML_ERROR_LIBRARY_NOT_FOUND",
-                "NVML_ERROR_DRIVER_NOT_LOADED",
-                "NVML_ERROR_NO_PERMISSION",
-                "NVML_ERROR_NOT_SUPPORTED",
-                "NVML_ERROR_GPU_IS_LOST",
-            )
-        }
-        if code in (consts["NVML_ERROR_LIBRARY_NOT_FOUND"], consts["NVML_ERROR_DRIVER_NOT_LOADED"]):
-            raise MeterUnavailable(
-                f"no NVIDIA driver ({e})", "install the NVIDIA driver on a machine with a GPU"
-            ) from e
-        if code == consts["NVML_ERROR_NO_PERMISSION"]:
-            raise MeterUnavailable(
-                f"NVML permission denied ({e})", "run as a user allowed to query the GPU"
-            ) from e
-        if code == consts["NVML_ERROR_NOT_SUPPORTED"]:
-            raise NotSupported(str(e)) from e
-        if code == consts["NVML_ERROR_GPU_IS_LOST"]:
-            raise GpuLost(f"GPU is lost ({e})") from e
-        raise MeterError(f"NVML error in {getattr(fn, '__name__', fn)}: {e}") from e
-
-
-def text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def norm_uuid(uuid: object) -> str:
-    """'GPU-1A2b...' or torch's '1a2b...' -> '1a2b...' (lowercase, no prefix)."""
-    return re.sub(r"^(GPU|MIG)-", "", text(uuid).strip(), flags=re.I).lower()
-
-
-def norm_pci(domain: int, bus: int, device: int) -> str:
-    return f"{domain:08x}:{bus:02x}:{device:02x}"
-
-
-def parse_pci(bus_id: str) -> str:
-    """NVML's '00000000:3B:00.0' -> '00000000:3b:00'."""
-    dom, bus, dev = text(bus_id).split(".")[0].split(":")
-    return norm_pci(int(dom, 16), int(bus, 16), int(dev, 16))
-
-
-def cuda_indices(device: str) -> list[int]:
-    """The torch CUDA device indices a run on `device` uses (none for 'cpu')."""
-    if not device.startswith("cuda"):
-        raise MeterUnavailable(f"the run uses device '{device}', not a GPU")
-    if ":" in device:
-        return [int(device.split(":", 1)[1])]
-    import torch
-
-    if not torch.cuda.is_available():
-        raise MeterUnavailable("torch sees no CUDA device")
-    return [torch.cuda.current_device()]
-
-
-def cuda_identity(index: int) -> tuple[str, str | None]:
-    """(uuid, pci bus id) of torch CUDA device `index`, normalized for matching."""
-    import torch
-
-    try:
-        props = torch.cuda.get_device_properties(index)
-    except (AssertionError, RuntimeError) as e:  # CPU-only torch, bad index
-        raise MeterUnavailable(f"torch cannot describe CUDA device {index}: {e}") from e
-    uuid = norm_uuid(getattr(props, "uuid", ""))
-    pci = None
-    if hasattr(props, "pci_bus_id"):
-        pci = norm_pci(props.pci_domain_id, props.pci_bus_id, props.pci_device_id)
-    return uuid, pci
+# A GPU that states no enforced power limit: above the board power of any current data
+# centre GPU (B200: 1000 W, GB200: 1200 W).
+DEFAULT_LIMIT_W = 1500.0
+# Intervals shorter than this count as this long in the jump test: the counter updates
+# every ~20-100 ms, and a late update may bring a few periods' energy at once.
+JUMP_MIN_PERIOD_S = 0.5
+NOT_MEASURED = "none"  # source of a MIG slice's component: the card's energy is not its own
+MIG_FIX = (
+    "run on a whole GPU: disable MIG (`nvidia-smi -i <gpu> -mig 0` as root, with no process "
+    "on the GPU) or use a machine without MIG; metabench never bills a card to one slice"
+)
 
 
 @dataclass
@@ -135,8 +62,9 @@ class Gpu:
     handle: Any
     uuid: str
     name: str
-    has_counter: bool
+    counter: CounterTrack | None  # None: the GPU has no energy counter
     fields: tuple[int, ...]  # the power field ids this GPU answers (instant, average)
+    mig: str = ""  # non-empty: a MIG slice, and why its energy is not measured
     power_j: float = 0.0  # trapezoid integral of the integration trace
     last: tuple[float, float] | None = None  # (t_s, watts) of the last integration sample
     n_samples: int = 0
@@ -161,29 +89,24 @@ class NvmlSource:
 
     def _open(self, index: int) -> Gpu:
         nv = self.nv
-        uuid, pci = cuda_identity(index)
-        handles = [
-            call(nv, nv.nvmlDeviceGetHandleByIndex, i)
-            for i in range(call(nv, nv.nvmlDeviceGetCount))
-        ]
-        match = [h for h in handles if norm_uuid(call(nv, nv.nvmlDeviceGetUUID, h)) == uuid]
-        if not match and pci is not None:
-            match = [
-                h for h in handles if parse_pci(call(nv, nv.nvmlDeviceGetPciInfo, h).busId) == pci
-            ]
-        if not match:
-            raise MeterUnavailable(
-                f"no NVML device has the UUID {uuid!r} or PCI id {pci!r} of CUDA device {index}"
+        dev = find_device(nv, index)
+        h, component = dev.handle, f"gpu:{index}"
+        has_counter = self._supported(lambda: call(nv, nv.nvmlDeviceGetTotalEnergyConsumption, h))
+        counter = None
+        if has_counter:
+            counter = CounterTrack(
+                f"{component} energy counter", self._limit_w(h), None, JUMP_MIN_PERIOD_S
             )
-        h = match[0]
-        return Gpu(
-            f"gpu:{index}",
-            h,
-            uuid,
-            text(call(nv, nv.nvmlDeviceGetName, h)),
-            self._supported(lambda: call(nv, nv.nvmlDeviceGetTotalEnergyConsumption, h)),
-            self._power_fields(h),
-        )
+        name = text(call(nv, nv.nvmlDeviceGetName, h))
+        return Gpu(component, h, dev.uuid, name, counter, self._power_fields(h), dev.mig)
+
+    def _limit_w(self, handle: Any) -> float:
+        """The enforced power limit (W), the counter's jump bound; DEFAULT_LIMIT_W if the
+        GPU does not say."""
+        try:
+            return call(self.nv, self.nv.nvmlDeviceGetEnforcedPowerLimit, handle) / 1000.0
+        except NotSupported:
+            return DEFAULT_LIMIT_W
 
     @staticmethod
     def _supported(probe: Callable[[], object]) -> bool:
@@ -227,11 +150,16 @@ class NvmlSource:
                 return out
         return {"average": call(nv, nv.nvmlDeviceGetPowerUsage, gpu.handle) / 1000.0}
 
-    def _read_power(self, gpu: Gpu, t_s: float) -> list[TraceSample]:
+    def _read(self, gpu: Gpu, t_s: float) -> list[TraceSample]:
+        """Power (integrated) and, where the GPU has it, the energy counter (tracked for
+        resets) at t_s; the power readings are the trace samples."""
         if gpu.lost:
             raise GpuLost(gpu.lost)
         try:
             powers = self._powers_w(gpu)
+            if gpu.counter is not None:
+                mj = call(self.nv, self.nv.nvmlDeviceGetTotalEnergyConsumption, gpu.handle)
+                gpu.counter.update(mj / 1e3, t_s)
         except GpuLost as e:
             gpu.lost = f"{gpu.component} ({gpu.name}): {e}"
             raise GpuLost(gpu.lost) from e
@@ -247,19 +175,23 @@ class NvmlSource:
         out: list[TraceSample] = []
         for gpu in self.gpus:
             if not gpu.lost:  # a lost GPU is not asked again between windows
-                out += self._read_power(gpu, t_s)
+                out += self._read(gpu, t_s)
         return out
 
     def edge(self, t_s: float) -> Edge:
-        nv, energy, samples, details, trace = self.nv, {}, {}, {}, []
+        energy, samples, details, faults, trace = {}, {}, {}, {}, []
         for g in self.gpus:
-            trace += self._read_power(g, t_s)
+            trace += self._read(g, t_s)
+            state = self._state(g)
             e = {"power": g.power_j}
-            if g.has_counter:
-                e["counter"] = call(nv, nv.nvmlDeviceGetTotalEnergyConsumption, g.handle) / 1e3
+            if g.counter is not None:
+                e["counter"] = g.counter.total_j
+                faults[g.component] = (g.counter.faults, g.counter.fault)
+                if state["power_limit_w"]:  # the limit may change during a run
+                    g.counter.limit_w = float(state["power_limit_w"])
             energy[g.component], samples[g.component] = e, g.n_samples
-            details[g.component] = self._state(g)
-        return Edge(t_s, energy, samples, details, tuple(trace))
+            details[g.component] = state
+        return Edge(t_s, energy, samples, details, tuple(trace), faults)
 
     def _state(self, g: Gpu) -> dict[str, object]:
         """Temperature (C), SM clock (MHz) and power limit (W) at an edge; None where the
@@ -293,17 +225,29 @@ class NvmlSource:
             power_j = b["power"] - a["power"]
             n = end.samples[c] - start.samples[c]
             counter_j = b["counter"] - a["counter"] if "counter" in b else None
+            details[c] = {}
+            if counter_j is not None and end.faults[c][0] > start.faults[c][0]:
+                counter_j, details[c]["counter_fault"] = None, end.faults[c][1]
+                warnings.append(
+                    f"{c}: energy counter reset or jump in this window "
+                    f"({end.faults[c][1]}); reporting integrated power (nvml-power) instead"
+                )
             joules[c] = counter_j if counter_j is not None else power_j
             sources[c] = "nvml-counter" if counter_j is not None else "nvml-power"
             samples[c] = n
-            warnings += self._warnings(c, seconds, n, counter_j)
-            details[c] = {
-                "counter_j": counter_j,
-                "integrated_j": power_j,
-                "disagreement": disagreement(counter_j, power_j),
-                "start": start.details[c],
-                "end": end.details[c],
-            }
+            if not g.mig:  # a slice's warning says all there is to say
+                warnings += self._warnings(c, seconds, n, counter_j)
+            details[c].update(
+                counter_j=counter_j,
+                integrated_j=power_j,
+                disagreement=disagreement(counter_j, power_j),
+                start=start.details[c],
+                end=end.details[c],
+            )
+            if g.mig:  # the card's energy is every slice's: reference only, never the slice's
+                details[c].update(mig=g.mig, whole_card_j=joules[c])
+                joules[c], sources[c] = math.nan, NOT_MEASURED
+                warnings.append(f"{c}: not measured: {g.mig}")
         return Part(joules, sources, samples, tuple(warnings), details)
 
     @staticmethod
@@ -322,15 +266,19 @@ class NvmlSource:
         return out
 
     def info(self) -> MeterInfo:
-        has_counter = all(g.has_counter for g in self.gpus)
+        whole = [g for g in self.gpus if not g.mig]
+        has_counter = all(g.counter is not None for g in whole)
+        reason = "; ".join(g.mig for g in self.gpus if g.mig)
         return MeterInfo(
             "nvml",
             self.components,
-            True,
-            "measured",
-            "nvml-counter" if has_counter else "nvml-power",
+            bool(whole),
+            "measured" if whole else "none",
+            ("nvml-counter" if has_counter else "nvml-power") if whole else NOT_MEASURED,
             "1 mJ (counter)" if has_counter else "power in mW x sample period",
             COUNTER_PERIOD_S if has_counter else self.sample_period_s or None,
+            reason,
+            MIG_FIX if reason else "",
         )
 
     def close(self) -> None:
