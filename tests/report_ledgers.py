@@ -105,7 +105,8 @@ def cpu_reference_ledger(run_dir: Path, suites: tuple[str, ...] | None = None) -
         )
         for comp, watts in (("cpu:0", 0.8), ("dram:0", 20.0)):
             con.execute(
-                "INSERT INTO idle VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO idle (run_id, component, watts, source, seconds) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (run_id, comp, watts, "estimate:codecarbon", 10.0),
             )
         con.execute(

@@ -93,7 +93,7 @@ class MeterInfo:
     components: tuple[str, ...]
     available: bool
     kind: str  # measured | estimated | none
-    source: str  # the source label its figures carry (e.g. nvml-counter, estimate:codecarbon)
+    source: str  # label its figures carry (e.g. nvml-counter, estimate:codecarbon-process)
     resolution: str  # smallest energy step, in words with units
     update_period_s: float | None  # how often the underlying reading changes
     reason: str = ""  # why unavailable (empty when available)

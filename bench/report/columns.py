@@ -132,7 +132,7 @@ COLUMNS: list[Col] = [
         "energy by component",
         ("e_meta_<kind>_j", "J", "E_meta of this component kind, mean per seed"),
         ("e_deploy_<kind>_j_per_task", "J/task", "E_deploy of this component kind"),
-        ("source_meta_<kind>", "", "its meter(s), e.g. nvml-counter, rapl, estimate:codecarbon"),
+        ("source_meta_<kind>", "", "its meter(s), e.g. nvml-counter, rapl, estimate:..."),
         ("source_deploy_<kind>", "", "its meter(s)"),
         ("estimated_meta_<kind>", "", "True when the component's E_meta is an estimate"),
         ("estimated_deploy_<kind>", "", "True when the component's E_deploy is an estimate"),
