@@ -92,43 +92,50 @@ class EtaModel:
             return None
         return rates[0] + rates[1] * cell.suite.n_test_episodes
 
-    def left(self, live: Live, now: float) -> float | None:
-        """Seconds the running cell still needs, from its own rates where the timings of
-        its suite and method are not known yet."""
+    def left(self, live: Live, now: float) -> tuple[float, bool]:
+        """(seconds the running cell still needs, whether that is all of it): from the
+        timings of its suite and method, else from its own live rates, phase by phase."""
         cell, rates = live.cell, self.rates(live.cell)
         steps, episodes = cell_steps(cell), cell.suite.n_test_episodes
-        if live.deploy_started_s is None:  # still before or in meta-training
+        if live.deploy_started_s is None:  # building, or meta-training
             spent = now - live.started_s
             if rates is not None:
-                return max(0.0, rates[0] - spent) + rates[1] * episodes
-            if steps == 0 or live.steps == 0:
-                return None
-            return spent / live.steps * (steps - live.steps) if steps > live.steps else None
+                return max(0.0, rates[0] - spent) + rates[1] * episodes, True
+            if live.steps == 0:
+                return 0.0, False
+            return spent / live.steps * max(0, steps - live.steps), False  # deploy unknown
         per_episode = rates[1] if rates is not None else None
         if live.episodes:
             per_episode = (now - live.deploy_started_s) / live.episodes
-        return None if per_episode is None else per_episode * (episodes - live.episodes)
+        if per_episode is None:
+            return 0.0, False
+        return per_episode * (episodes - live.episodes), True
 
     def remaining(
         self, pending: list[Cell], live: list[Live], now: float, workers: int = 1
     ) -> tuple[float, int]:
-        """(known seconds left on `workers` parallel workers, cells not timed yet)."""
+        """(known seconds left on `workers` parallel workers, cells whose time is not or
+        only partly known)."""
         known, untimed = 0.0, 0
-        for seconds in [self.predict(c) for c in pending] + [self.left(x, now) for x in live]:
-            if seconds is None:
-                untimed += 1
-            else:
-                known += seconds
+        for cell in pending:
+            seconds = self.predict(cell)
+            known += seconds or 0.0
+            untimed += seconds is None
+        for x in live:
+            seconds, whole = self.left(x, now)
+            known += seconds
+            untimed += not whole
         return known / max(1, workers), untimed
 
 
 def format_eta(seconds: float, untimed: int) -> str:
-    """'ETA 412 s', or what is left out: cells of a suite and method not timed yet."""
+    """'ETA 412 s', or a lower bound and how many cells it leaves (partly) out: those of
+    a suite and method not timed yet."""
     cells = f"{untimed} cell{'s' if untimed > 1 else ''}"
     if untimed and seconds == 0:
         return f"ETA unknown until a cell of each suite and method has run ({cells} untimed)"
     if untimed:
-        return f"ETA at least {seconds:.0f} s + {cells} not timed yet"
+        return f"ETA at least {seconds:.0f} s ({cells} not timed yet)"
     return f"ETA {seconds:.0f} s"
 
 
