@@ -239,9 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     p = session.plan(run_options(args))
     outcome = session.execute(p, shlex.join(["metabench", *args.argv]))
     s = outcome.summary
-    print(
-        f"{s.done} cells run, {s.skipped} already done, {s.failed} failed; report: {outcome.report}"
-    )
+    report = outcome.report or "none (no cell finished)"
+    print(f"{s.done} cells run, {s.skipped} already done, {s.failed} failed; report: {report}")
     if s.failed:
         print(f"metabench: {session.failure_paragraph(outcome)}", file=sys.stderr)
         return 1

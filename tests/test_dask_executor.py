@@ -30,7 +30,7 @@ from bench.errors import MetabenchError
 from bench.options import RunOptions, check_run_options
 from bench.run import dask_executor as dx
 from bench.run.executors import LocalExecutor
-from bench.run.grid import Cell, expand_grid
+from bench.run.grid import DEFAULT_THREADS, Cell, expand_grid
 from bench.store import Ledger
 from bench.suite import load_suite
 
@@ -355,3 +355,22 @@ def before_kill(run_dir: Path) -> dict[str, tuple]:
         return {k: v for k, v in cells_table(run_dir).items() if v[0] == "done"}
     except sqlite3.OperationalError:  # no ledger or no table yet
         return {}
+
+
+def test_dask_local_reproduces_a_local_run_at_default_settings(tmp_path: Path) -> None:
+    """The same command on both executors, no thread flag: the same cells, bit-identical
+    scores (dask-local starts cores // threads workers; each cell sets its threads)."""
+    suites = [str(p) for p in write_suites(tmp_path / "suites")]
+    args = ["run", *suites, "--profile", "smoke", "--no-progress"]
+    args += ["--data-dir", str(data_root()), "--device", "cpu"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main([*args, "--out", str(tmp_path / "dask"), "--executor", "dask-local"]) == 0
+    local, dask = cells_table(tmp_path / "local"), cells_table(tmp_path / "dask")
+    assert local.keys() == dask.keys() and len(local) == 4
+    for key in local:
+        assert local[key][:3] == dask[key][:3]  # status, fingerprint, score_mean
+        assert local[key][-1] == dask[key][-1] == DEFAULT_THREADS  # torch_threads

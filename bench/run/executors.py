@@ -34,9 +34,13 @@ class RunSummary:
 
 
 def first_line(exc: BaseException) -> str:
-    """'TypeName: first line of the message' (the line a user reads first)."""
+    """The line a user reads first: 'TypeName: first line of the message' (our own
+    MetabenchError messages stand without their type)."""
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, MetabenchError) and line:
+        return line
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def record_failure(

@@ -134,14 +134,19 @@ def execute(p: Plan, command: str) -> Outcome:
             summary = executor.execute(p.cells, ledger, run_id)
     except KeyboardInterrupt:
         raise RunInterrupted(p.run_dir) from None
-    return Outcome(p.run_dir, summary, write_report(p.run_dir))
+    # A report needs a finished cell; `metabench report` explains a run without one.
+    finished = summary.done + summary.skipped > 0
+    return Outcome(p.run_dir, summary, write_report(p.run_dir) if finished else None)
 
 
 def failure_paragraph(outcome: Outcome) -> str:
     """One paragraph: which cells failed, the first line of each error, where the full
     tracebacks are, and that a re-run retries them."""
     s = outcome.summary
-    cells = "; ".join(f"{label} ({line})" for label, line in s.failures)
+    by_error: dict[str, list[str]] = {}
+    for label, line in s.failures:
+        by_error.setdefault(line, []).append(label)
+    cells = "; ".join(f"{', '.join(labels)} ({line})" for line, labels in by_error.items())
     total = s.done + s.failed + s.skipped
     return (
         f"{s.failed} of {total} cells failed: {cells}. Full tracebacks: "
