@@ -316,7 +316,12 @@ def start_local_cluster(n_workers: int | None, device: str, threads: int, retrie
         )
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": "127.0.0.1", "dashboard": False, "allowed_failures": retries},
+        "options": {
+            "host": "127.0.0.1",
+            "dashboard": False,
+            "dashboard_address": "127.0.0.1:0",  # its HTTP endpoints: any free port
+            "allowed_failures": retries,
+        },
     }
     return SpecCluster(
         scheduler=scheduler,
