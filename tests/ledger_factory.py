@@ -29,9 +29,12 @@ class Win:
     n_items: int
     seconds: float
     joules: dict[str, float] = field(default_factory=dict)
-    source: str = "rapl"
+    source: str | dict[str, str] = "rapl"  # one source for all components, or per component
     step: int = 0
     warnings: tuple[str, ...] = ()
+    scenario: str | None = None  # adapt / predict: stream | batch (None: as old ledgers)
+    repeats: int | None = None
+    details: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,17 @@ class CellSpec:
     target_score: float = 0.8
     fingerprint: str = "fp-a"
     samples: list[tuple[float, str, float, str]] = field(default_factory=list)  # t, comp, W, ph
+    precision: str | None = None  # None: NULL, as in ledgers older than the column
+    normalization: str | None = None
+    execution: str | None = None
+    exclusive_energy: int | None = 1
+    torch_threads: int | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.suite}/{self.method}/seed{self.seed}"
+        settings = (self.precision, self.normalization, self.execution, self.torch_threads)
+        extra = "/".join(str(v) for v in settings if v is not None)
+        return f"{self.suite}/{self.method}/seed{self.seed}" + (f"/{extra}" if extra else "")
 
 
 def write_ledger(
@@ -57,8 +67,10 @@ def write_ledger(
     specs: list[CellSpec],
     idle_w: dict[str, float] | None = None,
     carbon: tuple[float, float] | None = None,
+    idle_std_w: dict[str, float] | None = None,
 ) -> Path:
-    """A ledger in run_dir holding these cells; idle_w: component -> W; carbon: (g/kWh, PUE)."""
+    """A ledger in run_dir holding these cells; idle_w: component -> W (idle_std_w: its
+    std, in the idle table's watts_std column); carbon: (g/kWh, PUE)."""
     ledger = Ledger(run_dir)
     con = ledger.connect()
     with con:
@@ -66,8 +78,18 @@ def write_ledger(
             "INSERT INTO runs VALUES (?, ?, ?, ?)",
             (RUN_ID, 1.7e9, "metabench run toy --profile smoke", json.dumps(ENVIRONMENT)),
         )
+        if idle_std_w and "watts_std" not in {r[1] for r in con.execute("PRAGMA table_info(idle)")}:
+            con.execute("ALTER TABLE idle ADD COLUMN watts_std REAL")
         for comp, watts in (idle_w or {}).items():
-            con.execute("INSERT INTO idle VALUES (?, ?, ?, ?, ?)", (RUN_ID, comp, watts, "rapl", 5))
+            con.execute(
+                "INSERT INTO idle (run_id, component, watts, source, seconds) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (RUN_ID, comp, watts, "rapl", 5),
+            )
+            if idle_std_w:
+                con.execute(
+                    "UPDATE idle SET watts_std = ? WHERE component = ?", (idle_std_w[comp], comp)
+                )
         if carbon:
             con.execute(
                 "INSERT INTO carbon VALUES (?, ?, ?, ?, ?)",
@@ -111,6 +133,11 @@ def _insert_cell(con, s: CellSpec) -> None:
             "status": "done",
             "started_at": 1.7e9,
             "finished_at": 1.7e9 + 60,
+            "precision": s.precision,
+            "normalization": s.normalization,
+            "execution": s.execution,
+            "exclusive_energy": s.exclusive_energy,
+            "torch_threads": s.torch_threads,
         },
     )
     counts: dict[str, int] = {}
@@ -118,11 +145,11 @@ def _insert_cell(con, s: CellSpec) -> None:
     for w in s.windows:
         idx = counts.get(w.phase, 0)
         counts[w.phase] = idx + 1
-        sources = {c: w.source for c in w.joules}
+        sources = w.source if isinstance(w.source, dict) else {c: w.source for c in w.joules}
         con.execute(
             "INSERT INTO windows (cell_key, phase, idx, n_items, step, name, start_s, seconds, "
-            "joules, sources, samples, warnings, details) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "joules, sources, samples, warnings, details, scenario, repeats) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s.key,
                 w.phase,
@@ -136,7 +163,9 @@ def _insert_cell(con, s: CellSpec) -> None:
                 json.dumps(sources),
                 json.dumps({}),
                 json.dumps(list(w.warnings)),
-                "{}",
+                json.dumps(w.details),
+                w.scenario,
+                w.repeats,
             ),
         )
         start += w.seconds

@@ -11,6 +11,7 @@ import pytest
 from ledger_factory import CellSpec, Win, cpu, toy_ledger, toy_specs, write_ledger
 
 from bench.report import aggregate as A
+from bench.report.curves import to_target
 from bench.report.writer import load_tables, write_report
 
 GOLDEN = Path(__file__).parent / "golden" / "summary.csv"
@@ -65,13 +66,25 @@ def test_amortized_energy_and_accuracy_per_kj(summary):
 
 
 def test_break_even_against_baselines_including_never(summary):
-    assert summary.loc[("toy", "protonet"), "breakeven_vs_scratch_n"] == pytest.approx(50.0)
-    # protonet's deploy (3 J) costs more than transfer's (2.5 J): it never pays off
-    assert summary.loc[("toy", "protonet"), "breakeven_vs_transfer_n"] == "never"
-    assert summary.loc[("toy", "transfer"), "breakeven_vs_scratch_n"] == pytest.approx(200 / 8.5)
-    assert summary.loc[("toy", "scratch"), "breakeven_vs_scratch_n"] == "baseline"
-    assert A.break_even(10.0, 5.0, 5.0) == "never"
-    assert A.break_even(float("nan"), 1.0, 2.0) == A.NOT_MEASURED
+    r = summary.loc[("toy", "protonet")]
+    # scratch pays nothing up front: (400 - 0) / (11 - 3)
+    assert r["breakeven_vs_scratch_n"] == pytest.approx(50.0)
+    assert r["breakeven_vs_scratch_status"] == "after"
+    # 0.75 vs 0.5 over 4 episodes: within the 95% CI of the paired difference
+    assert "scores equal within 95% CI" in r["breakeven_vs_scratch_note"]
+    # protonet pays more up front (400 J vs 200 J) and per task (3 J vs 2.5 J)
+    assert r["breakeven_vs_transfer_status"] == "never"
+    assert math.isnan(r["breakeven_vs_transfer_n"])
+    t = summary.loc[("toy", "transfer")]
+    assert t["breakeven_vs_scratch_n"] == pytest.approx(200 / 8.5)
+    # more accurate beyond the CI (no "equal" note); one window per phase: no interval
+    assert (
+        t["breakeven_vs_scratch_note"]
+        == "no interval: a phase has a single window and a single seed"
+    )
+    assert math.isnan(t["breakeven_vs_scratch_lo"])
+    assert summary.loc[("toy", "scratch"), "breakeven_vs_scratch_status"] == "baseline"
+    assert summary.loc[("toy", "scratch"), "breakeven_vs_transfer_status"] == "less_accurate"
 
 
 def test_energy_to_target_and_common_budget(summary):
@@ -96,7 +109,7 @@ def test_regression_target_is_reached_downwards():
             "task": ["regression"] * 2,
         }
     )
-    assert A.to_target(curve) == {"joules": 9.0, "seconds": 2.0}
+    assert to_target(curve) == {"joules": 9.0, "seconds": 2.0}
 
 
 def test_unmeasured_energy_is_nan_never_zero(summary):
@@ -144,7 +157,8 @@ def test_different_fingerprints_are_never_compared(tmp_path):
     assert list(conflicts["suite"]) == ["toy"]
     assert "fingerprints differ" in conflicts["reason"].iloc[0]
     s = A.summary_table(t).set_index("method")
-    assert s.loc["protonet", "breakeven_vs_scratch_n"] == "not comparable"
+    assert s.loc["protonet", "breakeven_vs_scratch_status"] == "not_comparable"
+    assert "fingerprints differ" in s.loc["protonet", "breakeven_vs_scratch_note"]
     assert not s["comparable"].any()
     assert "not compared" in A.headline(A.summary_table(t), conflicts)["sentence"].iloc[0]
 

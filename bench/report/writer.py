@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.errors import MetabenchError
-from bench.report import plots
+from bench.report import breakeven, plots
 from bench.report.aggregate import (
     LedgerTables,
     enrich_windows,
@@ -55,8 +55,8 @@ SUMMARY_COLUMNS = [
     Column("e_predict_j_per_task", "predict (J/task)", "energy"),
     Column("e_deploy_j_per_task", "E_deploy (J/task)", "energy"),
     Column("e_deploy_net_j_per_task", "E_deploy net (J/task)", "energy"),
-    Column("breakeven_vs_scratch_n", "N* vs scratch", "text"),
-    Column("breakeven_vs_transfer_n", "N* vs transfer", "text"),
+    Column("breakeven_vs_scratch_text", "N* vs scratch", "text"),
+    Column("breakeven_vs_transfer_text", "N* vs transfer", "text"),
     Column("energy_to_target_j", "energy-to-target (J)", "energy"),
     Column("target_reached", "target reached", "text"),
     Column("val_score_at_budget", "val score at common budget"),
@@ -154,11 +154,12 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         if eff == eff:  # not NaN: name the unit
             eff_text += " 1/MSE per kJ" if lower else " acc/kJ"
         mark = " ≈" if r["estimated"] else ""
+        be = [r[f"breakeven_vs_scratch_{k}"] for k in ("status", "n", "lo", "hi")]
         lines.append(
             f"| {r['suite']} | {r['method']}{mark} | {r['score_name']} "
             f"{r['score_mean']:.4g} ± {_fmt(r['score_ci95'])} | {_fmt(r['e_meta_j'], True)} | "
             f"{_fmt(r['e_deploy_j_per_task'], True)} | {_fmt(r['e_task_j_ntest'], True)} | "
-            f"{eff_text} | {_fmt(r['breakeven_vs_scratch_n'])} |"
+            f"{eff_text} | {breakeven.text(*be, 'scratch')} |"
         )
     note = (
         "\n≈: estimated energy (modelled, e.g. estimate:codecarbon). "
@@ -172,6 +173,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 def page_context(t: LedgerTables, summary: pd.DataFrame, out: Path, title: str) -> dict:
     conflicts = fingerprint_conflicts(t.cells)
+    if len(summary):
+        summary = breakeven.with_text(summary)
     est = summary["estimated"] if len(summary) else None
     return {
         "title": title,

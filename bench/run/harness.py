@@ -1,24 +1,28 @@
 """The harness: the one place that runs a cell and opens energy windows.
 
 Phases (docs/protocol.md):
+- `setup`: a throwaway adaptation and prediction before the cell's first metered window,
+  and again (stream and batch shapes) before the first deploy window: warm-up, and any
+  capture or compilation, are reported apart and billed to neither E_meta nor E_deploy.
 - `meta_train`: one window per stretch between validation checkpoints, so learning curves
   get cumulative time and energy on the x-axis. Validation runs in its own `validate`
   windows, which are not part of E_meta.
-- `deploy`: test episodes in bulk chunks: one `adapt` window over the chunk's support
-  sets, then one `predict` window over its query sets; each window's energy is divided
-  among the chunk's episodes by the report. A chunk holds at least MIN_CHUNK episodes and
-  grows (up to MAX_CHUNK, for memory) until its shorter window lasts MIN_WINDOW_S, so
-  each window is long enough for the meter (at least 5 s or 32 episodes).
+- deploy (bench/run/deploy.py): test episodes in equal chunks; per chunk and scenario
+  (`stream`, and `batch` when the execution mode batches) one `adapt` window over the
+  chunk's support sets, then one `predict` window over its query sets, each pass repeated
+  until the window outlasts the meter's resolution. The report divides a window's energy
+  by repeats x tasks.
 - The meter's power trace (if it keeps one) is drained at the cell's edges and stored
   with the phase each sample falls in.
 - extra scores: a source may define `extra_scores(method, adapted, key) -> {name: value}`
   (e.g. the dynamics rollout error). The harness calls it per test episode after the
-  chunk's `predict` window closes, so it is never part of E_deploy; the values go to the
-  ledger's `episode_metrics` table.
+  chunk's windows close, so it is never part of E_deploy; the values go to the ledger's
+  `episode_metrics` table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -34,13 +38,19 @@ from bench.data.episodes import EpisodeSampler
 from bench.energy.base import Measurement, Meter, is_bad
 from bench.energy.trace import Span, TraceRow, trace_rows
 from bench.methods import METHODS, Method, TaskSpec
+from bench.run.deploy import (
+    BATCH,
+    MAX_CHUNK,
+    STREAM,
+    BatchPasses,
+    Stacked,
+    StreamPasses,
+    chunks,
+    repeated,
+)
 from bench.run.grid import Cell
 from bench.stats import ci95
 from bench.suite import Suite
-
-MIN_CHUNK = 32
-MAX_CHUNK = 256  # adapted models and episodes of a chunk are held in memory at once
-MIN_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -120,22 +130,6 @@ def episode_score(suite: Suite, scores: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.nn.functional.mse_loss(scores, y))
 
 
-def next_chunk(start: int, n: int, size: int) -> range:
-    """The chunk from `start` of about `size` episodes; a remainder shorter than MIN_CHUNK
-    joins it."""
-    end = min(n, start + max(size, 1))
-    if n - end < MIN_CHUNK:
-        end = n
-    return range(start, end)
-
-
-def chunk_size(seconds_per_episode: float) -> int:
-    """Episodes for a window of MIN_WINDOW_S, within [MIN_CHUNK, MAX_CHUNK]."""
-    if seconds_per_episode <= 0:
-        return MAX_CHUNK
-    return int(min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(MIN_WINDOW_S / seconds_per_episode))))
-
-
 class CellRunner:
     """Runs one cell against one meter, collecting windows, checkpoints and scores."""
 
@@ -153,12 +147,23 @@ class CellRunner:
             cell, self.samplers["test"].fingerprint(self.suite.n_test_episodes)
         )
         self._counts: dict[str, int] = {}
+        # Shortest deploy window the meter can resolve (NVML's counter updates every
+        # 20-100 ms); a time-only meter resolves any window.
+        self.min_window_s = getattr(meter, "min_window_s", 0.0)
         self._meta = {"seconds": 0.0, "joules": 0.0, "measured": True, "step": 0}
 
-    def record(self, phase: str, n_items: int, step: int, m: Measurement) -> None:
+    def record(
+        self,
+        phase: str,
+        n_items: int,
+        step: int,
+        m: Measurement,
+        scenario: str = "",
+        repeats: int = 1,
+    ) -> None:
         index = self._counts.get(phase, 0)
         self._counts[phase] = index + 1
-        self.result.windows.append(WindowRecord(phase, index, n_items, step, m))
+        self.result.windows.append(WindowRecord(phase, index, n_items, step, m, scenario, repeats))
 
     def run(self) -> CellResult:
         self.result.started_at = time.time()
@@ -166,6 +171,7 @@ class CellRunner:
         torch.manual_seed(self.cell.seed)  # for methods that use torch's global RNG in training
         drain = getattr(self.meter, "drain_trace", list)
         drain()  # samples from before this cell (idle baseline, previous cell) are not ours
+        self.warm_up_first()
         self.meta_train()
         self.deploy()
         self.result.finished_at = time.time()
@@ -175,6 +181,15 @@ class CellRunner:
         ]
         self.result.trace = trace_rows(drain(), spans)
         return self.result
+
+    def warm_up_first(self) -> None:
+        """Before the cell's first metered window, one throwaway adaptation and prediction
+        of a validation episode in a `setup` window: a process's first calls (allocator,
+        kernel selection, lazy imports) are not billed to the first cell of a grid."""
+        ep = self.samplers["val"].episode(0)
+        with self.meter.window("setup") as w:
+            self.method.warm_up(ep.support_x[None], ep.support_y[None], ep.query_x[None])
+        self.record("setup", 1, 0, w.measurement)
 
     def meta_train(self) -> None:
         steps = self.method.meta_steps
@@ -211,47 +226,93 @@ class CellRunner:
             self._meta["joules"] += m.total_j
 
     def validate(self, step: int) -> float:
+        """Mean validation score, in the cell's execution mode (one task per call under
+        `loop`, whole chunks otherwise)."""
         sampler, n = self.samplers["val"], self.suite.n_val_episodes
+        episodes = [sampler.episode(i) for i in range(n)]
         with self.meter.window("validate") as w:
-            scores = [self.evaluate(sampler.episode(i)) for i in range(n)]
+            if self.cell.execution == "loop":
+                passes = StreamPasses(self.method, episodes)
+            else:
+                passes = BatchPasses(self.method, Stacked.of(episodes))
+            passes.adapt()
+            outputs = passes.predict()
         self.record("validate", n, step, w.measurement)
-        return float(np.mean(scores))
-
-    def evaluate(self, ep) -> float:
-        adapted = self.method.adapt(ep.support_x, ep.support_y)
-        return episode_score(self.suite, self.method.predict(adapted, ep.query_x), ep.query_y)
+        return float(
+            np.mean([episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)])
+        )
 
     def deploy(self) -> None:
-        sampler = self.samplers["test"]
-        step = self.method.meta_steps
-        extra = getattr(sampler.source, "extra_scores", None)
-        n, start, size = self.suite.n_test_episodes, 0, MIN_CHUNK
-        while start < n:
-            chunk = next_chunk(start, n, size)
-            start = chunk.stop
+        """Test episodes in equal chunks; per chunk the stream scenario (and the batch
+        scenario when the execution mode batches), each an adapt then a predict window."""
+        sampler, n = self.samplers["test"], self.suite.n_test_episodes
+        scenarios = [STREAM] if self.cell.execution == "loop" else [STREAM, BATCH]
+        cap = min(MAX_CHUNK, getattr(self.method, "max_tasks_per_call", MAX_CHUNK))
+        parts = chunks(n, cap)
+        for chunk in parts:
             keys = [sampler.key(i) for i in chunk]
             episodes = [sampler.materialize(k) for k in keys]
-            with self.meter.window("adapt") as w:
-                adapted = [self.method.adapt(e.support_x, e.support_y) for e in episodes]
-            self.record("adapt", len(chunk), step, w.measurement)
-            with self.meter.window("predict") as w:
-                outputs = [self.method.predict(a, e.query_x) for a, e in zip(adapted, episodes)]
-            self.record("predict", len(chunk), step, w.measurement)
-            shorter_s = min(
-                self.result.windows[-1].measurement.seconds,
-                self.result.windows[-2].measurement.seconds,
-            )
-            size = chunk_size(shorter_s / len(chunk))
-            self.result.episode_scores += [
-                episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)
-            ]
-            if extra is not None:  # outside every window: evaluation, not deployment cost
-                self.result.episode_metrics += [
-                    (i, name, float(v))
-                    for i, k, a in zip(chunk, keys, adapted, strict=True)
-                    for name, v in extra(self.method, a, k).items()
-                ]
+            stacked = Stacked.of(episodes) if BATCH in scenarios else None
+            if chunk is parts[0]:
+                self.warm_up(episodes, stacked)
+            stream = StreamPasses(self.method, episodes)
+            outputs = self.serve(STREAM, stream)
+            scores = [episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
+            if stacked is not None:
+                batch = self.serve(BATCH, BatchPasses(self.method, stacked))
+                self.check_same_scores(scores, batch, episodes)
+            self.result.episode_scores += scores
+            self.extra_scores(chunk, keys, stream.states)
             self.tick(len(chunk))
+
+    def warm_up(self, episodes: list, stacked: Stacked | None) -> None:
+        """A throwaway adaptation and prediction (stream shape, then batch shape) inside a
+        `setup` window before the first deploy window: lazy initialisation, allocator
+        growth and any capture are not billed to E_deploy."""
+        with self.meter.window("setup") as w:
+            first = episodes[0]
+            self.method.warm_up(first.support_x[None], first.support_y[None], first.query_x[None])
+            if stacked is not None:
+                self.method.warm_up(stacked.support_x, stacked.support_y, stacked.query_x)
+        self.record("setup", 1 + len(episodes) * (stacked is not None), 0, w.measurement)
+
+    def serve(self, scenario: str, passes: StreamPasses | BatchPasses) -> list[torch.Tensor]:
+        """One adapt and one predict window of a scenario, each pass repeated until the
+        window outlasts the meter's minimum; the outputs of the predict pass."""
+        n_tasks, step = passes.n_tasks, self.method.meta_steps
+        for phase, pass_fn in (("adapt", passes.adapt), ("predict", passes.predict)):
+            with self.meter.window(phase) as w:
+                out, repeats = repeated(pass_fn, self.min_window_s)
+            self.record(phase, n_tasks, step, w.measurement, scenario, repeats)
+        return out
+
+    def check_same_scores(self, scores: list[float], outputs, episodes) -> None:
+        """Both scenarios serve the same episodes: their scores must agree. A mismatch
+        (float rounding at a decision boundary) is a warning on the batch predict window."""
+        batch = [episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
+        differ = sum(a != b for a, b in zip(scores, batch, strict=True))
+        if differ:
+            last = self.result.windows[-1]
+            warning = (
+                f"batch scenario: {differ} of {len(scores)} episode scores differ from the "
+                "stream scenario's (the stream scores are recorded)"
+            )
+            m = dataclasses.replace(
+                last.measurement, warnings=(*last.measurement.warnings, warning)
+            )
+            self.result.windows[-1] = dataclasses.replace(last, measurement=m)
+
+    def extra_scores(self, chunk: range, keys: list, states: list) -> None:
+        """A source's extra per-episode scores (e.g. rollouts) from the stream scenario's
+        adapted states, outside every window: evaluation, not deployment cost."""
+        extra = getattr(self.samplers["test"].source, "extra_scores", None)
+        if extra is None:
+            return
+        self.result.episode_metrics += [
+            (i, name, float(v))
+            for i, key, adapted in zip(chunk, keys, states, strict=True)
+            for name, v in extra(self.method, adapted, key).items()
+        ]
 
 
 def run_cell(

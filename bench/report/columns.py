@@ -1,0 +1,332 @@
+"""The column dictionary of summary.csv: one entry per column (or column pattern), the one
+place that says what a column holds, its unit and when it is not applicable.
+
+`python -m bench.report.columns` prints it as Markdown (docs/report-columns.md is that
+output; a test keeps the two equal, and another checks that every column summary_table
+writes is listed here). Patterns: `<b>` is a baseline (scratch, transfer), `<kind>` an
+energy component kind (gpu, cpu, dram), `<label>` an amortization point (n1, ntest,
+n10000, ninf), `<name>` an extra per-episode score of a source (e.g. rollout_mse).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from bench.report.ledger import BASELINES
+
+NOT_MEASURED = "not measured"
+NOT_APPLICABLE = "not applicable"
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str  # column name or pattern
+    unit: str  # "" for text and flags
+    meaning: str
+    group: str  # the section of the dictionary it belongs to
+
+
+def _c(group: str, *rows: tuple[str, str, str]) -> list[Col]:
+    return [Col(n, u, m, group) for n, u, m in rows]
+
+
+COLUMNS: list[Col] = [
+    *_c(
+        "identity and settings (a summary row pools the seeds of one value of all of these)",
+        ("suite", "", "suite name"),
+        ("method", "", "method name"),
+        ("task", "", "classification | regression"),
+        ("score_name", "", "accuracy | mse"),
+        ("profile", "", "suite profile (smoke | standard | paper | ...)"),
+        ("device", "", "device the cells ran on (cpu | cuda | cuda:N)"),
+        ("precision", "", "fp32 | bf16 (NULL in older ledgers = fp32)"),
+        (
+            "normalization",
+            "",
+            "support | transductive: where batch-statistics BatchNorm took its statistics "
+            "(NULL in older ledgers = transductive)",
+        ),
+        ("execution", "", "loop | batched | graph (NULL in older ledgers = loop)"),
+        ("torch_threads", "", "torch intra-op threads per cell (empty in older ledgers)"),
+        (
+            "transductive",
+            "",
+            "True when normalization is transductive: a query's prediction depended on the "
+            "other queries of its episode; never rank such a row against inductive rows "
+            "unmarked",
+        ),
+        ("lower_is_better", "", "True for MSE (regression), False for accuracy"),
+        ("n_seeds", "", "seeds pooled in this row"),
+        ("n_test", "", "test episodes per seed (the suite's n_test)"),
+        ("n_test_episodes", "", "test episodes pooled over all seeds"),
+        ("comparable", "", "False when the suite's methods did not see identical test episodes"),
+    ),
+    *_c(
+        "scores",
+        ("score_mean", "score", "mean test score over all episodes of all seeds"),
+        (
+            "score_ci95",
+            "score",
+            "half-width of the pooled-episode 95% CI: 1.96 std(ddof=1) / sqrt(n episodes)",
+        ),
+        (
+            "score_seed_ci95",
+            "score",
+            "half-width of the seed-level 95% CI of the mean: t(0.975, n_seeds - 1) "
+            "std(seed means, ddof=1) / sqrt(n_seeds); NaN with one seed",
+        ),
+        ("score_seed_std", "score", "std(ddof=1) of the seed means; NaN with one seed"),
+        (
+            "score_errbar",
+            "score",
+            "the error bar plots draw: score_seed_ci95 with >= 2 seeds, else score_ci95",
+        ),
+        ("score_errbar_kind", "", "seeds | episodes: which interval score_errbar is"),
+        ("target_score", "score", "the suite's target score (energy-to-target)"),
+        ("<name>_mean", "score", "extra per-episode score of a source, pooled like score_mean"),
+        ("<name>_ci95", "score", "its pooled-episode 95% CI half-width"),
+    ),
+    *_c(
+        "energy (headline totals sum the components of energy_scope)",
+        ("energy_scope", "", "node (GPU + CPU + DRAM, default) | gpu (accelerator only)"),
+        (
+            "deploy_scenario",
+            "",
+            "stream | batch: the deploy scenario of e_deploy_*, e_task_*, efficiency and N*",
+        ),
+        ("e_meta_j", "J", "one-off meta_train energy (0 for from-scratch), mean per seed"),
+        ("e_meta_j_lo", "J", "lower end of e_meta_j's 95% bootstrap interval"),
+        ("e_meta_j_hi", "J", "upper end of e_meta_j's 95% bootstrap interval"),
+        ("e_meta_seed_std_j", "J", "std(ddof=1) of E_meta over seeds; NaN with one seed"),
+        ("e_validate_j", "J", "validation windows' energy (not part of E_meta), mean per seed"),
+        ("e_setup_j", "J", "setup windows' energy (warm-up, capture; neither E_meta nor E_deploy)"),
+        ("e_adapt_j_per_task", "J/task", "adapt energy per task (deploy_scenario)"),
+        ("e_predict_j_per_task", "J/task", "predict energy per task (deploy_scenario)"),
+        ("e_deploy_j_per_task", "J/task", "E_deploy = adapt + predict per task (deploy_scenario)"),
+        ("e_deploy_j_per_task_lo", "J/task", "lower end of E_deploy's 95% bootstrap interval"),
+        ("e_deploy_j_per_task_hi", "J/task", "upper end of E_deploy's 95% bootstrap interval"),
+        ("e_deploy_stream_j_per_task", "J/task", "E_deploy of the stream scenario"),
+        ("e_deploy_batch_j_per_task", "J/task", "E_deploy of the batch scenario"),
+        (
+            "e_meta_net_j",
+            "J",
+            "E_meta minus idle W x seconds; NaN when within the idle baseline's noise "
+            "(see e_meta_net_note): never negative",
+        ),
+        ("e_meta_net_note", "", "empty, 'within idle noise', or why the net figure is missing"),
+        ("e_deploy_net_j_per_task", "J/task", "E_deploy net of idle, as e_meta_net_j"),
+        ("e_deploy_net_note", "", "as e_meta_net_note"),
+        ("co2_meta_g", "g", "CO2 of E_meta: kWh x intensity x PUE"),
+        ("co2_adapt_g_per_task", "g/task", "CO2 of adapt per task"),
+        ("co2_predict_g_per_task", "g/task", "CO2 of predict per task"),
+        ("co2_deploy_g_per_task", "g/task", "CO2 of E_deploy per task"),
+        ("source_meta", "", "meters behind E_meta, '+'-joined, or 'no meta-training'"),
+        ("source_deploy", "", "meters behind E_deploy, '+'-joined"),
+        ("energy_measured", "", "False when no meter covered the row (time only)"),
+        ("estimated", "", "True when any part of the headline totals is a model estimate"),
+        ("energy_note", "", "measured | estimated | not measured"),
+    ),
+    *_c(
+        "energy by component",
+        ("e_meta_<kind>_j", "J", "E_meta of this component kind, mean per seed"),
+        ("e_deploy_<kind>_j_per_task", "J/task", "E_deploy of this component kind"),
+        ("source_meta_<kind>", "", "its meter(s), e.g. nvml-counter, rapl, estimate:codecarbon"),
+        ("source_deploy_<kind>", "", "its meter(s)"),
+        ("estimated_meta_<kind>", "", "True when the component's E_meta is an estimate"),
+        ("estimated_deploy_<kind>", "", "True when the component's E_deploy is an estimate"),
+        (
+            "measured_share_meta",
+            "share",
+            "share of E_meta's joules (energy_scope) from measuring meters (NVML, RAPL), 0..1",
+        ),
+        ("measured_share_deploy", "share", "the same for E_deploy"),
+    ),
+    *_c(
+        "time",
+        ("meta_train_s", "s", "meta_train seconds, mean per seed"),
+        ("validate_s", "s", "validation seconds, mean per seed"),
+        ("setup_s", "s", "setup seconds, mean per seed"),
+        ("adapt_s_per_task", "s/task", "adapt latency per task (deploy_scenario)"),
+        ("predict_s_per_task", "s/task", "predict latency per task (deploy_scenario)"),
+        ("deploy_s_per_task", "s/task", "adapt + predict latency per task (deploy_scenario)"),
+        ("deploy_stream_s_per_task", "s/task", "deploy latency per task, stream scenario"),
+        ("deploy_batch_s_per_task", "s/task", "deploy time per task, batch scenario"),
+    ),
+    *_c(
+        "amortization",
+        ("e_task_j_<label>", "J/task", "E_task(N) = E_meta / N + E_deploy at N = <label>"),
+        (
+            "accuracy_per_kj_<label>",
+            "1/kJ",
+            "accuracy / (E_task(N) / 1000); not applicable to regression rows",
+        ),
+        (
+            "inv_mse_per_kj_<label>",
+            "1/(MSE kJ)",
+            "(1 / MSE) / (E_task(N) / 1000); not applicable to classification rows",
+        ),
+    ),
+    *_c(
+        "learning curves",
+        ("energy_to_target_j", "J", "meta_train energy at the first checkpoint reaching target"),
+        ("seconds_to_target_s", "s", "meta_train seconds to the same checkpoint"),
+        ("target_reached", "", "'k/n seeds', or 'no checkpoints'"),
+        ("budget_j", "J", "the suite's common meta-training energy budget"),
+        ("val_score_at_budget", "score", "validation score at the last checkpoint within it"),
+        (
+            "iso_energy_vs_<b>_j",
+            "J",
+            "iso-accuracy energy: meta_train energy at the first validation checkpoint "
+            "whose score reaches baseline <b>'s test score (mean over the seeds that do)",
+        ),
+        ("iso_reached_vs_<b>", "", "'k/n seeds', 'no checkpoints', 'baseline' or 'no <b> run'"),
+    ),
+    *_c(
+        "break-even against baseline <b> (scratch, transfer)",
+        (
+            "breakeven_vs_<b>_n",
+            "tasks",
+            "N* = (E_meta - E_meta_b) / (E_deploy_b - E_deploy) where status is after or "
+            "until; NaN otherwise",
+        ),
+        ("breakeven_vs_<b>_lo", "tasks", "lower end of N*'s 95% bootstrap interval"),
+        ("breakeven_vs_<b>_hi", "tasks", "upper end (inf: 'never' lies inside the interval)"),
+        (
+            "breakeven_vs_<b>_status",
+            "",
+            "after | from_first_task | never | until | less_accurate | baseline | "
+            "no_baseline | not_measured | not_comparable",
+        ),
+        ("breakeven_vs_<b>_note", "", "the reason in words (e.g. 'scores equal within 95% CI')"),
+    ),
+    *_c(
+        "flags",
+        (
+            "foreign_load_max",
+            "share",
+            "largest foreign_cpu_load of the row's windows (CPU share used by other "
+            "processes); NaN where the meter did not record it",
+        ),
+        (
+            "foreign_load_flag",
+            "",
+            "True when foreign_load_max > 0.1 (bench.report.energy.FOREIGN_LOAD_THRESHOLD)",
+        ),
+        (
+            "shared_energy",
+            "",
+            "True when a cell of the row shared its metered CPU package with concurrent "
+            "cells (cells.exclusive_energy = 0) or its energy was attributed among them",
+        ),
+        ("shared_energy_reason", "", "why (empty when the energy was the cells' own)"),
+    ),
+]
+
+_PATTERN_VALUES = {
+    "<b>": f"({'|'.join(BASELINES)})",
+    "<kind>": "(gpu|cpu|dram)",
+    "<label>": "(n1|ntest|n10000|ninf)",
+    "<name>": "[a-z0-9_]+",
+}
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    text = re.escape(pattern)
+    for key, value in _PATTERN_VALUES.items():
+        text = text.replace(re.escape(key), value)
+    return re.compile(f"^{text}$")
+
+
+_COMPILED = [(_regex(c.name), c) for c in COLUMNS]
+
+
+def lookup(column: str) -> Col | None:
+    """The dictionary entry of a summary column (exact names win over patterns)."""
+    for c in COLUMNS:
+        if c.name == column:
+            return c
+    for regex, c in _COMPILED:
+        if regex.match(column):
+            return c
+    return None
+
+
+def ordered(columns: list[str]) -> list[str]:
+    """`columns` in dictionary order, a baseline's columns of one section together
+    (unlisted columns last, in their own order)."""
+    rank = {c.name: i for i, c in enumerate(COLUMNS)}
+    first_b = {}
+    for i, c in enumerate(COLUMNS):
+        if "<b>" in c.name:
+            first_b.setdefault(c.group, i)
+
+    def key(item: tuple[int, str]) -> tuple[int, int, int, int]:
+        pos, name = item
+        entry = lookup(name)
+        if entry is None:
+            return (len(rank), 0, 0, pos)
+        if "<b>" in entry.name:
+            base = next(i for i, b in enumerate(BASELINES) if f"_{b}" in name)
+            return (first_b[entry.group], base, rank[entry.name], pos)
+        return (rank[entry.name], 0, 0, pos)
+
+    return [c for _, c in sorted(enumerate(columns), key=key)]
+
+
+def applies(column: str, lower_is_better: bool) -> bool:
+    """False where a column cannot hold a value for a row of this kind (an accuracy column
+    of a regression row and the reverse): such a cell reads "not applicable", never
+    "not measured"."""
+    if column.startswith("accuracy_per_kj_"):
+        return not lower_is_better
+    if column.startswith("inv_mse_per_kj_"):
+        return lower_is_better
+    return True
+
+
+def missing_text(row: dict, column: str) -> str | None:
+    """What a NaN in `row[column]` means in words, or None when the cell has a value:
+    "not applicable", "not measured", or the row's own note for that column."""
+    value = row.get(column)
+    if not (value is None or (isinstance(value, float) and math.isnan(value))):
+        return None
+    if not applies(column, bool(row.get("lower_is_better"))):
+        return NOT_APPLICABLE
+    if "_batch_" in column and row.get("execution") == "loop":
+        return "not run: loop execution serves one task per call"
+    note = f"{column.removesuffix('_j_per_task').removesuffix('_j')}_note"
+    if row.get(note):
+        return str(row[note])
+    if column.startswith("breakeven_vs_"):
+        base = column.removeprefix("breakeven_vs_").rsplit("_", 1)[0]
+        return str(row.get(f"breakeven_vs_{base}_status", "")).replace("_", " ") or None
+    entry = lookup(column)
+    if entry and entry.unit in ("J", "J/task", "g", "g/task", "1/kJ", "1/(MSE kJ)"):
+        return NOT_MEASURED
+    return "—"
+
+
+def markdown() -> str:
+    """The dictionary as Markdown (docs/report-columns.md)."""
+    lines = [
+        "# summary.csv columns",
+        "",
+        "Generated by `python -m bench.report.columns` from `bench/report/columns.py`; "
+        "definitions and sources of the formulas: [protocol.md](protocol.md) "
+        '("Metrics"). `<b>`: scratch | transfer; `<kind>`: gpu | cpu | dram; '
+        "`<label>`: n1 | ntest | n10000 | ninf; `<name>`: an extra score of a source.",
+    ]
+    group = None
+    for c in COLUMNS:
+        if c.group != group:
+            group = c.group
+            lines += ["", f"## {group}", "", "| column | unit | meaning |", "| --- | --- | --- |"]
+        meaning = c.meaning.replace("|", "\\|")
+        lines.append(f"| `{c.name}` | {c.unit} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
