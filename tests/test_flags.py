@@ -67,8 +67,14 @@ def bad_values(tmp: Path) -> tuple[dict[tuple[str, str], list[list[str]]], Path]
         ("run", "--carbon-intensity"): [["-1"], ["nan"], ["inf"], ["5000"], ["x"]],
         ("run", "--pue"): [["0.5"], ["nan"], ["100"], ["x"]],
         ("run", "--sample-hz"): [["0"], ["-5"], ["inf"], ["1e9"]],
+        ("run", "--energy-scope"): [["cluster"]],
         ("report", "run_dir"): [[str(tmp / "missing")], [str(a_folder)]],
         ("report", "--out"): [[str(a_file)], [str(a_folder)]],
+        ("report", "--energy-scope"): [["cluster"]],
+        # subcommands of the report side (bench.report.compare, bench.report.index)
+        ("compare", "run_dirs"): [[str(tmp / "missing")], [str(a_folder), str(run_dir)]],
+        ("compare", "--out"): [[str(a_file)]],
+        ("index", "runs_dir"): [[str(tmp / "missing")], [str(a_file)]],
         ("meters", "--device"): [["tpu"], *no_cuda],
         ("meters", "--seconds"): [["0"], ["-1"], ["nan"], ["1e9"], ["x"]],
         ("list", "extra"): [["extra"]],
@@ -84,6 +90,12 @@ def argv_for(command: str, flag: str, values: list[str], run_dir: Path, out: Pat
         return [*RUN, "--out", str(out), flag, *values]
     if command == "report":
         return ["report", *values] if flag == "run_dir" else ["report", str(run_dir), flag, *values]
+    if command == "compare":
+        if flag == "run_dirs":
+            return ["compare", *values]
+        return ["compare", str(run_dir), str(run_dir), flag, *values]
+    if command == "index":
+        return ["index", *values]
     if command == "meters":
         return ["meters", flag, *values]
     if command == "list":
