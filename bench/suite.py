@@ -14,6 +14,7 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,18 @@ from bench.registry import did_you_mean
 
 PROFILES = ("smoke", "standard", "paper")
 TASK_KINDS = ("classification", "regression")
-SUITES_DIR = Path(os.environ.get("METABENCH_SUITES", Path(__file__).parent.parent / "suites"))
+
+
+def shipped_suites_dir() -> Path:
+    """The suites shipped with metabench: package data of an installed wheel (bench/suites,
+    mapped from the top-level suites/ at build time), else the source checkout's suites/."""
+    packaged = resources.files("bench").joinpath("suites")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "suites"
+
+
+SUITES_DIR = Path(os.environ.get("METABENCH_SUITES") or shipped_suites_dir())
 
 # key -> (type, required). Counts (COUNT_KEYS) must be positive.
 TOP_KEYS = {

@@ -72,12 +72,10 @@ def run_dask(
     task also unpickles, i.e. imports, bench and torch), then gaps of `warm_cells` on the
     now warm workers: the steady-state overhead."""
     start = time.perf_counter()
-    cluster, threads = dx.start_local_cluster(workers, "cpu", dx.DEFAULT_RETRIES)
+    cluster = dx.start_local_cluster(workers, "cpu", cells[0].threads, dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as client:
         startup = time.perf_counter() - start
-        executor = dx.DaskExecutor(
-            client, TimeMeter, data_root, torch_threads=threads, progress=False
-        )
+        executor = dx.DaskExecutor(client, TimeMeter, data_root, progress=False)
         ledger = Ledger(out)
         start = time.perf_counter()
         executor.execute(cells, ledger, ledger.start_run("bench-dask", {}))
@@ -105,12 +103,15 @@ def main() -> None:
     global VERBOSE
     VERBOSE = args.verbose
     suites = [load_suite(s, args.profile) for s in args.suites.split(",")]
-    cells = expand_grid(suites, None, None, "cpu")
+    # the same threads per cell on both executors (same scores), workers x threads <= cores
+    threads = max(1, dx.cpu_count() // args.workers)
+    cells = expand_grid(suites, None, None, "cpu", threads=threads)
     warm = expand_grid(
         [load_suite("sinusoid-5shot", "smoke")],
         None,
         list(range(1000, 1000 + args.warm_cells)),
         "cpu",
+        threads=threads,
     )
     data_root = resolve_data_root(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:

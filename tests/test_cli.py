@@ -106,3 +106,35 @@ def test_bad_suite_file_exits_2(tmp_path):
     )
     done = metabench("run", str(bad), "--data-dir", str(tmp_path))
     assert done.returncode == 2 and "n_query" in done.stderr and str(bad) in done.stderr
+
+
+def test_list_aligns_columns_and_names_regression_shots(capsys):
+    from bench.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    rows = out.split("suites:\n")[1].split("methods:")[0].splitlines()
+    starts = {row.index(row.split()[1]) for row in rows}  # where the dataset column begins
+    assert len(starts) == 1, rows
+    assert "10-shot regression" in out and "1-way" not in out
+    assert "5-way 1-shot classification" in out
+    assert "standard (default)" in out
+
+
+def test_meters_says_when_torch_cannot_use_the_gpu(monkeypatch, capsys):
+    import torch
+
+    from bench import devices
+    from bench.cli import main
+
+    monkeypatch.setattr(devices, "nvidia_gpu_count", lambda: 1)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["meters", "--seconds", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "a run here uses device 'cpu'" in out
+    assert "1 NVIDIA GPU but torch" in out and "CPU-only build" in out
+    assert "install a CUDA build of torch" in out
+    assert main(["meters", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CPU-only build" in err and "Traceback" not in err

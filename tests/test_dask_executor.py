@@ -1,8 +1,8 @@
-"""The Dask executors on a loopback LocalCluster (2 worker processes, 1 thread each).
+"""The Dask executors on a loopback LocalCluster (2 worker processes, one task each).
 
 Tiny suites (a few test episodes) keep each cell to about a second; Omniglot loads once per
-worker process. Scores are compared at equal torch thread counts (1), because CPU float
-sums depend on the number of intra-op threads.
+worker process. Every cell runs at its own torch thread count (Cell.threads, set by the
+harness), so Dask scores equal local scores bit for bit.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from distributed import Client
 from bench.cli import main
 from bench.energy.base import Measurement, MeterBase, TimeMeter, Window
 from bench.errors import MetabenchError
+from bench.options import RunOptions, check_run_options
 from bench.run import dask_executor as dx
-from bench.run.executors import LocalExecutor, check_executor_flags
-from bench.run.grid import Cell, expand_grid
+from bench.run.executors import LocalExecutor
+from bench.run.grid import DEFAULT_THREADS, Cell, expand_grid
 from bench.store import Ledger
 from bench.suite import load_suite
 
@@ -131,16 +132,14 @@ def row_counts(run_dir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def client():
-    cluster, _ = dx.start_local_cluster(2, "cpu", retries=dx.DEFAULT_RETRIES)
+    cluster = dx.start_local_cluster(2, "cpu", 1, retries=dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as c:
         yield c
 
 
 def dask_run(client, cells: list[Cell], run_dir: Path, **kwargs) -> dx.RunSummary:
     ledger = Ledger(run_dir)
-    executor = dx.DaskExecutor(
-        client, TimeMeter, data_root(), torch_threads=1, progress=False, **kwargs
-    )
+    executor = dx.DaskExecutor(client, TimeMeter, data_root(), progress=False, **kwargs)
     return executor.execute(cells, ledger, ledger.start_run("test", {}))
 
 
@@ -148,7 +147,7 @@ def dask_run(client, cells: list[Cell], run_dir: Path, **kwargs) -> dx.RunSummar
 
 
 def test_executor_flags_are_checked() -> None:
-    check_executor_flags("dask", "tcp://127.0.0.1:8786", None)
+    check_run_options(RunOptions(("s",), executor="dask", scheduler="tcp://127.0.0.1:8786"))
     for kind, scheduler, workers in [
         ("dask", None, None),
         ("local", "tcp://127.0.0.1:1", None),
@@ -157,27 +156,37 @@ def test_executor_flags_are_checked() -> None:
         ("spark", None, None),
     ]:
         with pytest.raises(MetabenchError, match="--"):
-            check_executor_flags(kind, scheduler, workers)
+            options = RunOptions(("s",), executor=kind, scheduler=scheduler, workers=workers)
+            check_run_options(options)
     assert main(["run", "sinusoid-5shot", "--executor", "dask", "--profile", "smoke"]) == 2
 
 
 def test_gpu_workers_own_one_gpu_each() -> None:
-    specs = dx.worker_specs(2, ["3", "5"], cpus=16)
+    specs = dx.worker_specs(2, ["3", "5"], threads=4)
     options = [s["options"] for s in specs.values()]
     assert [o["env"]["CUDA_VISIBLE_DEVICES"] for o in options] == ["3", "5"]
     assert all(o["resources"] == {"GPU": 1} and o["nthreads"] == 1 for o in options)
-    assert all(o["env"]["OMP_NUM_THREADS"] == "8" for o in options)
-    cpu = dx.worker_specs(3, [], cpus=2)
+    assert all(o["env"]["OMP_NUM_THREADS"] == "4" for o in options)
+    cpu = dx.worker_specs(3, [], threads=1)
     assert all(
         "resources" not in s["options"] and s["options"]["env"]["OMP_NUM_THREADS"] == "1"
         for s in cpu.values()
     )
 
 
+def test_dask_local_workers_fit_the_cores_at_the_cells_threads(monkeypatch) -> None:
+    monkeypatch.setattr(dx, "cpu_count", lambda: 16)
+    assert dx.default_workers("cpu", 4) == 4  # workers x threads <= cores
+    assert dx.default_workers("cpu", 3) == 5
+    assert dx.default_workers("cpu", 16) == 1
+    monkeypatch.setattr(dx, "cpu_count", lambda: 2)
+    assert dx.default_workers("cpu", 4) == 1  # at least one
+
+
 def test_cells_pickle_and_replies_are_small(tmp_path: Path) -> None:
     cells = grid(write_suites(tmp_path))
     assert all(pickle.loads(pickle.dumps(c)).key == c.key for c in cells)
-    reply = dx.run_on_worker(cells[-1], TimeMeter, data_root(), "run-x", None)
+    reply = dx.run_on_worker(cells[-1], TimeMeter, data_root(), "run-x")
     assert reply.placement.worker == "local" and reply.idle == []  # idle_s = 0
     assert len(pickle.dumps(reply)) < 64 * 1024  # scores and windows, no tensors
 
@@ -309,6 +318,8 @@ def test_killed_driver_resumes_without_recomputing(client, tmp_path: Path) -> No
         "--out",
         str(run_dir),
         "--no-progress",
+        "--device",
+        "cpu",
         "--executor",
         "dask",
         "--scheduler",
@@ -344,3 +355,22 @@ def before_kill(run_dir: Path) -> dict[str, tuple]:
         return {k: v for k, v in cells_table(run_dir).items() if v[0] == "done"}
     except sqlite3.OperationalError:  # no ledger or no table yet
         return {}
+
+
+def test_dask_local_reproduces_a_local_run_at_default_settings(tmp_path: Path) -> None:
+    """The same command on both executors, no thread flag: the same cells, bit-identical
+    scores (dask-local starts cores // threads workers; each cell sets its threads)."""
+    suites = [str(p) for p in write_suites(tmp_path / "suites")]
+    args = ["run", *suites, "--profile", "smoke", "--no-progress"]
+    args += ["--data-dir", str(data_root()), "--device", "cpu"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main([*args, "--out", str(tmp_path / "dask"), "--executor", "dask-local"]) == 0
+    local, dask = cells_table(tmp_path / "local"), cells_table(tmp_path / "dask")
+    assert local.keys() == dask.keys() and len(local) == 4
+    for key in local:
+        assert local[key][:3] == dask[key][:3]  # status, fingerprint, score_mean
+        assert local[key][-1] == dask[key][-1] == DEFAULT_THREADS  # torch_threads

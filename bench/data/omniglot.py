@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import DATASETS, default_cache_dir
-from bench.data.download import fetch_verified, file_digest
+from bench.data.download import Fetch, fetch_verified, file_digest, read_manifest
 from bench.errors import MetabenchError
 
 PARTS_FILES = ("images_background", "images_evaluation")
@@ -127,9 +127,9 @@ def read_zip(path: Path, expected_md5: str | None) -> RawOmniglot:
     return RawOmniglot(resize_ink(ink), [chars[i][0] for i in ids], len(ids))
 
 
-def download(name: str, dest: Path) -> Path:
+def download(name: str, dest: Path, fetch: Fetch = fetch_verified) -> Path:
     """Fetch <name>.zip from the official repository into dest/, verified by MD5."""
-    return fetch_verified(
+    return fetch(
         f"{URL_BASE}{name}.zip",
         dest / f"{name}.zip",
         "md5",
@@ -248,3 +248,26 @@ class Omniglot:
     @staticmethod
     def load(root: Path, split: str) -> OmniglotSource:
         return OmniglotSource(load_all(root), split)
+
+    @staticmethod
+    def prepare(root: Path, fetch: Fetch = fetch_verified) -> None:
+        """Before any cell runs: both parts as npz (checked against the folder's
+        MANIFEST.sha256 when it has one) or as an official zip (checked against its
+        published MD5), else downloaded with `fetch`."""
+        folder = Path(root) / "omniglot"
+        manifest = read_manifest(folder / "MANIFEST.sha256")
+        for name in PARTS_FILES:
+            npz, archive = folder / f"{name}.npz", folder / f"{name}.zip"
+            if npz.is_file():
+                algorithm, expected = "sha256", manifest.get(npz.name)
+                path = npz
+            elif archive.is_file():
+                algorithm, expected, path = "md5", ARCHIVE_MD5[name], archive
+            else:
+                download(name, folder, fetch)
+                continue
+            if expected and (found := file_digest(path, algorithm)) != expected:
+                raise MetabenchError(
+                    f"{path}: expected {algorithm.upper()} {expected}, found {found} (corrupt "
+                    f"or partial; delete it to download the official archive, or {HOW_TO_POINT})"
+                )

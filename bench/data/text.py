@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from bench.data import DATASETS
-from bench.data.download import fetch_verified, file_digest
+from bench.data.download import Fetch, fetch_verified, file_digest, read_manifest
 from bench.errors import MetabenchError
 
 # Official repositories, pinned to the commits the shared data folder was taken from.
@@ -84,9 +84,9 @@ def sha256sum(path: Path) -> str:
     return file_digest(path, "sha256")
 
 
-def download(name: str, filename: str, dest: Path) -> Path:
+def download(name: str, filename: str, dest: Path, fetch: Fetch = fetch_verified) -> Path:
     """Fetch URL_BASES[name] + filename into dest/, kept only if its SHA-256 matches."""
-    return fetch_verified(
+    return fetch(
         URL_BASES[name] + filename,
         dest / filename,
         "sha256",
@@ -96,7 +96,7 @@ def download(name: str, filename: str, dest: Path) -> Path:
     )
 
 
-def verified_folder(root: Path, name: str) -> Path:
+def verified_folder(root: Path, name: str, fetch: Fetch = fetch_verified) -> Path:
     """<root>/<name> with every file of FILE_SHA256[name] present (downloaded if missing)
     and matching its SHA-256 (and the folder's MANIFEST.sha256, when there is one)."""
     folder = Path(root) / name
@@ -109,7 +109,7 @@ def verified_folder(root: Path, name: str) -> Path:
                 f"SHA-256 {expected}, found {manifest[filename]}"
             )
         if not path.is_file():
-            download(name, filename, folder)
+            download(name, filename, folder, fetch)
         elif (found := sha256sum(path)) != expected:
             raise MetabenchError(
                 f"{path}: expected SHA-256 {expected}, found {found} (a different or corrupt "
@@ -117,18 +117,6 @@ def verified_folder(root: Path, name: str) -> Path:
                 f"{HOW_TO_POINT.format(name=name)})"
             )
     return folder
-
-
-def read_manifest(path: Path) -> dict[str, str]:
-    """`sha256sum` output -> {filename: sum}; empty when the file is missing."""
-    if not path.is_file():
-        return {}
-    sums = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, filename = line.split(maxsplit=1)
-            sums[filename.lstrip("*")] = digest
-    return sums
 
 
 def read_banking77(folder: Path) -> Corpus:
@@ -276,6 +264,11 @@ class _Intents:
     @classmethod
     def load(cls, root: Path, split: str) -> TextSource:
         return _cached_source(Path(root), cls.name, split)
+
+    @classmethod
+    def prepare(cls, root: Path, fetch: Fetch = fetch_verified) -> None:
+        """Before any cell runs: every file present and verified (downloaded if missing)."""
+        verified_folder(Path(root), cls.name, fetch)
 
 
 @DATASETS.register("banking77")

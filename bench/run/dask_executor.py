@@ -10,6 +10,10 @@
 - Energy integrity: a CUDA cell asks for the worker resource GPU=1, and GPU workers own one
   GPU each (CUDA_VISIBLE_DEVICES), so its NVML energy is its own. CPU cells on a host with
   several workers share the package: they are recorded with exclusive_energy = 0.
+- Devices are checked on the workers (`check_worker_device`), never on the driver: the
+  driver may be a login node without a GPU.
+- Threads: each cell sets torch's intra-op threads to `Cell.threads` (the harness), as a
+  local run does, so both score alike; dask-local starts cores // threads workers.
 - A worker that dies mid-cell: the scheduler reschedules the cell on another worker up to
   `allowed_failures` times (then KilledWorker); a cell that raises is retried `retries`
   times. Either way a cell that keeps failing is recorded as failed and the run goes on.
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,19 +30,19 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
+from bench.devices import check_worker_device, cpu_count
 from bench.energy.base import Meter
 from bench.energy.idle import IdlePower, measure_idle
 from bench.errors import MetabenchError
-from bench.run.executors import RunSummary
+from bench.run.executors import RunSummary, record_failure
 from bench.run.grid import Cell
 from bench.run.harness import CellResult, run_cell
 from bench.run.placement import Placement, here
+from bench.run.progress import Progress
 from bench.store import Ledger
 
 DEFAULT_RETRIES = 2  # extra attempts per cell, after a worker death or an exception
@@ -94,18 +99,11 @@ def worker_meter(
 
 
 def run_on_worker(
-    cell: Cell,
-    meter_factory: Callable[[], Meter],
-    data_root: Path,
-    run_id: str,
-    torch_threads: int | None,
+    cell: Cell, meter_factory: Callable[[], Meter], data_root: Path, run_id: str
 ) -> WorkerReply:
     """The task of one cell, run inside a Dask worker process."""
     started = time.time()
-    if torch_threads:
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    check_worker_device(cell.device, worker_address())
     meter, idle = worker_meter(run_id, meter_factory, cell.suite.idle_s)
     result = run_cell(cell, meter, data_root)
     return WorkerReply(result, here(cell.device, worker_address()), idle, started, time.time())
@@ -130,15 +128,13 @@ class DaskExecutor:
         data_root: Path,
         *,
         retries: int = DEFAULT_RETRIES,
-        torch_threads: int | None = None,
-        progress: bool = True,
+        progress: bool | Progress = True,
         task: Callable[..., WorkerReply] = run_on_worker,
     ) -> None:
         self.client = client
         self.meter_factory = meter_factory
         self.data_root = Path(data_root)
         self.retries = retries
-        self.torch_threads = torch_threads
         self.progress = progress
         self.task = task  # tests swap in a task that kills its worker once
         self.timings: list[CellTiming] = []
@@ -149,26 +145,24 @@ class DaskExecutor:
         done = ledger.done_keys()
         todo = [c for c in cells if c.key not in done]
         summary = RunSummary(skipped=len(cells) - len(todo))
-        if not todo:
-            return summary
         require_gpu_workers(self.client, todo)
         hosts = WorkerHosts(self.client)
+        progress = self.progress
+        if not isinstance(progress, Progress):
+            progress = Progress(bool(progress), workers=max(1, len(hosts.host_of)))
+        progress.open(
+            todo, summary.skipped, ledger.run_dir, "metered on each worker by its own meters"
+        )
         submitted = {}
-        for cell in todo:
-            submitted[self.submit(cell, run_id)] = (cell, time.time())
-        with tqdm(
-            total=len(todo),
-            desc="run",
-            unit="cell",
-            disable=not self.progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        ) as bar:
+        try:
+            for cell in todo:
+                submitted[self.submit(cell, run_id)] = (cell, time.time())
             for future in as_completed(list(submitted)):
                 cell, submitted_s = submitted.pop(future)  # drop it: the result can be freed
-                self.record(future, cell, submitted_s, ledger, run_id, hosts, summary)
+                self.record(future, cell, submitted_s, ledger, run_id, hosts, summary, progress)
                 future.release()
-                bar.update(1)
+        finally:
+            progress.close()
         return summary
 
     def submit(self, cell: Cell, run_id: str):
@@ -180,7 +174,6 @@ class DaskExecutor:
             self.meter_factory,
             self.data_root,
             run_id,
-            self.torch_threads,
             key=f"cell-{cell.label}-{cell.key}-{run_id}",
             resources=resources,
             retries=self.retries,
@@ -196,13 +189,12 @@ class DaskExecutor:
         run_id: str,
         hosts: WorkerHosts,
         summary: RunSummary,
+        progress: Progress,
     ) -> None:
         """Write one finished cell (or its failure) into the ledger."""
         if future.status != "finished":
-            error = remote_error(future)
-            ledger.write_failure(run_id, cell, error)
-            summary.failed += 1
-            tqdm.write(f"FAILED {cell.label}:\n{error}", file=sys.stderr)
+            exc = future.exception()
+            record_failure(ledger, run_id, cell, exc, remote_error(future), summary, progress)
             return
         reply: WorkerReply = future.result()
         received_s = time.time()
@@ -224,12 +216,7 @@ class DaskExecutor:
                 reply.finished_s,
             )
         )
-        result = reply.result
-        tqdm.write(
-            f"{cell.label} on {placement.worker}: {cell.suite.score_name} "
-            f"{result.score_mean:.4f} +- {result.score_ci95:.4f}",
-            file=sys.stderr,
-        )
+        progress.cell_finished(reply.result, f" on {placement.worker}")
 
 
 def remote_error(future) -> str:
@@ -284,23 +271,15 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def worker_specs(n_workers: int, gpus: list[str], cpus: int) -> dict[str, dict]:
-    """Nanny specs for a single-node cluster: one process per worker, one thread each.
-    With GPUs, worker i sees only GPU i (as dask-cuda's LocalCUDACluster does, but alone)
-    and offers GPU=1; torch threads split the node's cores evenly between workers."""
+def worker_specs(n_workers: int, gpus: list[str], threads: int) -> dict[str, dict]:
+    """Nanny specs for a single-node cluster: one process per worker, one task at a time,
+    `threads` OpenMP/MKL threads (the cells' torch threads). With GPUs, worker i sees only
+    GPU i (as dask-cuda's LocalCUDACluster does, but alone) and offers GPU=1."""
     from distributed import Nanny
 
-    threads = str(max(1, cpus // n_workers))
     specs = {}
     for i in range(n_workers):
-        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         options: dict = {
             "nthreads": 1,
             "host": "127.0.0.1",
@@ -315,26 +294,60 @@ def worker_specs(n_workers: int, gpus: list[str], cpus: int) -> dict[str, dict]:
     return specs
 
 
-def start_local_cluster(n_workers: int | None, device: str, retries: int):
-    """A single-node cluster on the loopback interface; returns (cluster, torch_threads)."""
+def default_workers(device: str, threads: int) -> int:
+    """dask-local's workers: one per visible GPU, or as many as fit the cores at `threads`
+    torch threads each (workers x threads <= cores), at least one."""
+    if device.startswith("cuda"):
+        return len(visible_gpus())
+    return max(1, cpu_count() // threads)
+
+
+def start_local_cluster(n_workers: int | None, device: str, threads: int, retries: int):
+    """A single-node cluster on the loopback interface, not started until entered."""
     from distributed import Scheduler, SpecCluster
 
     gpus = visible_gpus() if device.startswith("cuda") else []
     if device.startswith("cuda") and not gpus:
         raise MetabenchError("--executor dask-local: expected GPUs for --device cuda, found none")
-    if n_workers is None:
-        n_workers = len(gpus) or cpu_count()
+    n_workers = n_workers or default_workers(device, threads)
     if gpus and n_workers > len(gpus):
         raise MetabenchError(
             f"--workers: expected at most one worker per GPU ({len(gpus)}), found {n_workers}"
         )
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": "127.0.0.1", "dashboard": False, "allowed_failures": retries},
+        "options": {
+            "host": "127.0.0.1",
+            "dashboard": False,
+            "dashboard_address": "127.0.0.1:0",  # its HTTP endpoints: any free port
+            "allowed_failures": retries,
+        },
     }
-    cluster = SpecCluster(
+    return SpecCluster(
         scheduler=scheduler,
-        workers=worker_specs(n_workers, gpus, cpu_count()),
+        workers=worker_specs(n_workers, gpus, threads),
         silence_logs=logging.ERROR,
     )
-    return cluster, max(1, cpu_count() // n_workers)
+
+
+@contextlib.contextmanager
+def connect(address: str, wait_workers: int, progress: bool = True) -> Iterator:
+    """A client of the scheduler at `address`, once `wait_workers` workers have joined
+    (a batch system may start them long after the scheduler; Ctrl-C stops the wait)."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="30s")
+    except OSError as e:
+        raise MetabenchError(f"--scheduler: could not connect to {address!r}: {e}") from None
+    with client:
+        joined = len(client.scheduler_info(n_workers=-1)["workers"])
+        if joined < wait_workers:
+            print(
+                f"metabench: waiting for {wait_workers} Dask worker(s) at {address} "
+                f"({joined} joined so far; Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
+            client.wait_for_workers(wait_workers)
+        yield client

@@ -7,21 +7,22 @@ in this process; `bench.run.dask_executor.DaskExecutor` runs them on a Dask clus
 from __future__ import annotations
 
 import contextlib
-import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
 
 from bench.energy.base import Meter
 from bench.energy.idle import measure_idle
 from bench.errors import MetabenchError
 from bench.run.grid import Cell
-from bench.run.harness import cell_work, run_cell
+from bench.run.harness import run_cell
 from bench.run.placement import here
+from bench.run.progress import Progress, describe_meters
 from bench.store import Ledger
+
+ERRORS_LOG = "errors.log"  # in the run folder: the full traceback of every failed cell
 
 
 @dataclass
@@ -29,17 +30,52 @@ class RunSummary:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (cell label, first line)
+
+
+def first_line(exc: BaseException) -> str:
+    """The line a user reads first: 'TypeName: first line of the message' (our own
+    MetabenchError messages stand without their type)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, MetabenchError) and line:
+        return line
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def record_failure(
+    ledger: Ledger,
+    run_id: str,
+    cell: Cell,
+    exc: BaseException,
+    trace: str,
+    summary: RunSummary,
+    progress: Progress,
+    where: str = "",
+) -> None:
+    """A failed cell: its traceback into the ledger and the run's errors.log, one line on
+    stderr, and a place in the summary. The run goes on."""
+    ledger.write_failure(run_id, cell, trace)
+    with open(ledger.run_dir / ERRORS_LOG, "a") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== {stamp} run {run_id} cell {cell.label} ({cell.key}){where}\n{trace}\n")
+    summary.failed += 1
+    summary.failures.append((cell.label, first_line(exc)))
+    progress.cell_failed(cell, first_line(exc), where)
 
 
 class LocalExecutor:
-    """Cells in order in this process, with a progress bar per cell and for the run."""
+    """Cells in order in this process."""
 
     def __init__(
-        self, meter_factory: Callable[[], Meter], data_root: Path, progress: bool = True
+        self,
+        meter_factory: Callable[[], Meter],
+        data_root: Path,
+        progress: bool | Progress = True,
     ) -> None:
         self.meter_factory = meter_factory
         self.data_root = data_root
-        self.progress = progress
+        self.progress = progress if isinstance(progress, Progress) else Progress(bool(progress))
 
     def execute(self, cells: list[Cell], ledger: Ledger, run_id: str) -> RunSummary:
         summary = RunSummary()
@@ -47,60 +83,31 @@ class LocalExecutor:
         todo = [c for c in cells if c.key not in done]
         summary.skipped = len(cells) - len(todo)
         meter = self.meter_factory()
+        infos = getattr(meter, "info", list)()
+        self.progress.open(todo, summary.skipped, ledger.run_dir, describe_meters(infos))
         try:
             if todo:
                 record_idle(meter, ledger, run_id, todo)
-            self._cells(todo, meter, ledger, run_id, summary)
+            for cell in todo:
+                self._cell(cell, meter, ledger, run_id, summary)
         finally:
+            self.progress.close()
             getattr(meter, "close", lambda: None)()  # stops the sampler thread
         return summary
 
-    def _cells(
-        self, todo: list[Cell], meter: Meter, ledger: Ledger, run_id: str, summary: RunSummary
+    def _cell(
+        self, cell: Cell, meter: Meter, ledger: Ledger, run_id: str, summary: RunSummary
     ) -> None:
-        disable = not self.progress
-        total = tqdm(
-            total=sum(cell_work(c) for c in todo),
-            desc="run",
-            unit="step",
-            position=0,
-            disable=disable,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-        with total:
-            for cell in todo:
-                with tqdm(
-                    total=cell_work(cell),
-                    desc=cell.label,
-                    unit="step",
-                    position=1,
-                    leave=False,
-                    disable=disable,
-                    file=sys.stderr,
-                    dynamic_ncols=True,
-                ) as bar:
-
-                    def tick(n: int, bar=bar) -> None:
-                        bar.update(n)
-                        total.update(n)
-
-                    try:
-                        result = run_cell(cell, meter, self.data_root, tick)
-                    except Exception:  # a broken cell is recorded; the run goes on
-                        ledger.write_failure(run_id, cell, traceback.format_exc())
-                        summary.failed += 1
-                        tqdm.write(
-                            f"FAILED {cell.label}:\n{traceback.format_exc()}", file=sys.stderr
-                        )
-                        continue
-                ledger.write_cell(run_id, result, here(cell.device))
-                summary.done += 1
-                tqdm.write(
-                    f"{cell.label}: {result.cell.suite.score_name} "
-                    f"{result.score_mean:.4f} +- {result.score_ci95:.4f}",
-                    file=sys.stderr,
-                )
+        tick = self.progress.cell_started(cell)
+        try:
+            result = run_cell(cell, meter, self.data_root, tick)
+        except Exception as e:  # a broken cell is recorded; the run goes on
+            trace = traceback.format_exc()
+            record_failure(ledger, run_id, cell, e, trace, summary, self.progress)
+            return
+        ledger.write_cell(run_id, result, here(cell.device))
+        summary.done += 1
+        self.progress.cell_finished(result)
 
 
 def record_idle(meter: Meter, ledger: Ledger, run_id: str, cells: list[Cell]) -> None:
@@ -113,9 +120,6 @@ def record_idle(meter: Meter, ledger: Ledger, run_id: str, cells: list[Cell]) ->
     ledger.write_idle(run_id, idle)
 
 
-EXECUTORS = ("local", "dask", "dask-local")
-
-
 @contextlib.contextmanager
 def open_executor(
     kind: str,
@@ -123,13 +127,15 @@ def open_executor(
     data_root: Path,
     *,
     device: str = "cpu",
+    threads: int = 1,
     scheduler: str | None = None,
     workers: int | None = None,
+    wait_workers: int | None = None,
     progress: bool = True,
 ) -> Iterator:
-    """The executor for `--executor KIND`; a Dask client (and a LocalCluster for
-    dask-local) lives as long as the context."""
-    check_executor_flags(kind, scheduler, workers)
+    """The executor for `--executor KIND` (local | dask | dask-local; the flags are checked
+    by bench.options); a Dask client (and a one-node cluster for dask-local) lives as long
+    as the context."""
     if kind == "local":
         yield LocalExecutor(meter_factory, data_root, progress=progress)
         return
@@ -138,31 +144,11 @@ def open_executor(
     from bench.run import dask_executor as dx
 
     if kind == "dask":
-        try:
-            client = Client(scheduler, timeout="30s")
-        except OSError as e:
-            raise MetabenchError(f"--scheduler: could not connect to {scheduler!r}: {e}") from None
-        with client:
+        with dx.connect(scheduler, wait_workers or 1, progress) as client:
             yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)
         return
-    cluster, threads = dx.start_local_cluster(workers, device, dx.DEFAULT_RETRIES)
+    if kind != "dask-local":
+        raise MetabenchError(f"--executor: expected local, dask or dask-local, found {kind!r}")
+    cluster = dx.start_local_cluster(workers, device, threads, dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as client:
-        yield dx.DaskExecutor(
-            client, meter_factory, data_root, torch_threads=threads, progress=progress
-        )
-
-
-def check_executor_flags(kind: str, scheduler: str | None, workers: int | None) -> None:
-    if kind not in EXECUTORS:
-        raise MetabenchError(f"--executor: expected one of {', '.join(EXECUTORS)}, found {kind!r}")
-    if kind == "dask" and not scheduler:
-        raise MetabenchError(
-            "--executor dask: expected --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786), found none"
-        )
-    if kind != "dask" and scheduler:
-        raise MetabenchError(f"--scheduler: only with --executor dask, found --executor {kind}")
-    if workers is not None and (kind != "dask-local" or workers < 1):
-        raise MetabenchError(
-            f"--workers: expected a positive count with --executor dask-local, "
-            f"found {workers} with --executor {kind}"
-        )
+        yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)

@@ -1,0 +1,121 @@
+"""The Python API: a grid run from Python with the CLI's checks, a run folder loaded into
+the report's own tables, and methods from another installed package (entry points)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench
+from bench.errors import MetabenchError
+from bench.methods import METHODS
+from bench.registry import Registry
+
+TINY = """
+dataset = "sinusoid"
+split = "default"
+task = "regression"
+n_way = 1
+k_shot = 5
+n_query = 20
+n_test_episodes = 600
+seeds = [0]
+target_score = 0.5
+[methods.scratch]
+lr = 0.01
+[methods.{extra}]
+lr = 0.01
+[profiles.smoke]
+n_test_episodes = 4
+n_val_episodes = 2
+idle_s = 0
+[profiles.smoke.methods.scratch]
+steps = 2
+[profiles.smoke.methods.{extra}]
+steps = 3
+[profiles.standard]
+[profiles.paper]
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch) -> Path:
+    """An installed distribution `fakeplugin` declaring two metabench.methods entry points:
+    `copycat` (a method class) and `broken` (a module that fails to import)."""
+    site = tmp_path / "site"
+    info = site / "fakeplugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[metabench.methods]\ncopycat = fake_method:CopyCat\nbroken = fake_broken:Nope\n"
+    )
+    (site / "fake_method.py").write_text(
+        textwrap.dedent('''
+        from bench.methods.scratch import Scratch
+
+        class CopyCat(Scratch):
+            """From scratch, but from another package."""
+
+            name = "copycat"
+        ''')
+    )
+    (site / "fake_broken.py").write_text("raise ImportError('needs a library you lack')\n")
+    monkeypatch.syspath_prepend(str(site))
+    # registrations made by the test are undone with it
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
+    monkeypatch.setattr(METHODS, "broken", dict(METHODS.broken))
+    return site
+
+
+def test_entry_points_register_methods_and_keep_broken_ones_apart(plugin) -> None:
+    methods = Registry("method")
+    methods.load_entry_points("metabench.methods")
+    assert methods.names() == ["copycat"] and methods.get("copycat").name == "copycat"
+    with pytest.raises(MetabenchError, match="fakeplugin failed to load: ImportError: needs"):
+        methods.get("broken")
+    with pytest.raises(MetabenchError, match=r"unknown method 'copycot'.*did you mean 'copycat'"):
+        methods.get("copycot")
+
+
+def test_a_plugin_method_runs_in_a_suite_and_loads_back(plugin, tmp_path) -> None:
+    METHODS.load_entry_points("metabench.methods")
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.format(extra="copycat"))
+    out = tmp_path / "run"
+    outcome = bench.run_suites([str(suite)], profile="smoke", out=str(out), progress=False)
+    assert (outcome.summary.done, outcome.summary.failed) == (2, 0)
+    assert outcome.run_dir == out and outcome.report == out / "index.html"
+    tables = bench.load_run(out)
+    assert set(tables.summary["method"]) == {"scratch", "copycat"}
+    # the same aggregation as the report's CSV
+    csv = pd.read_csv(out / "summary.csv")
+    pd.testing.assert_series_equal(
+        tables.summary["score_mean"].reset_index(drop=True), csv["score_mean"], check_names=False
+    )
+    assert {"cell_key", "status"} <= set(tables.cells.columns)
+    assert len(tables.results) > 0 and "phase" in tables.results
+    assert list(tables.breakeven.columns[:2]) == ["suite", "method"]
+    assert any(c.startswith("breakeven_vs_scratch") for c in tables.breakeven.columns)
+
+
+def test_run_suites_checks_like_the_cli_and_writes_nothing(tmp_path) -> None:
+    out = tmp_path / "never"
+    cases = [
+        ({"pue": 0.2}, r"^pue=: expected a number in 1\.\.5"),
+        ({"seeds": [0, 0]}, r"^seeds=: expected distinct seeds"),
+        ({"seeds": []}, r"^seeds=: expected at least one"),
+        ({"methods": ["scratch", "scratch"]}, r"^methods=: expected distinct"),
+        ({"threads": 0}, r"^threads=: expected an integer"),
+        ({"executor": "dask"}, r"^executor= dask: expected scheduler="),
+        ({"sample_hz": float("nan")}, r"^sample_hz=: expected a number"),
+        ({"profiel": "smoke"}, r"^profiel=: unknown setting \(did you mean 'profile'"),
+    ]
+    for settings, message in cases:
+        with pytest.raises(MetabenchError, match=message):
+            bench.run_suites("sinusoid-5shot", out=str(out), **{"profile": "smoke", **settings})
+    assert not out.exists()
+    with pytest.raises(MetabenchError, match="expected a run folder"):
+        bench.load_run(tmp_path)

@@ -1,0 +1,150 @@
+"""`metabench run` on a bad day: failed cells, Ctrl-C, and what it prints while it works.
+
+In-process (bench.cli.main) smoke runs of sinusoid-5shot/scratch, about a second a cell;
+a cell is made to fail (or to be interrupted) by wrapping the harness's run_cell.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+from bench.energy.base import Measurement
+from bench.run import executors
+from bench.run.grid import expand_grid
+from bench.run.harness import CellResult, WindowRecord
+from bench.run.progress import EtaModel, Live, Progress, Timing, format_eta, timing_of
+from bench.suite import load_suite
+
+
+def smoke(out: Path, seeds: str = "0,1") -> list[str]:
+    return ["run", "sinusoid-5shot", "--profile", "smoke", "--methods", "scratch", "--seeds",
+            seeds, "--out", str(out), "--no-progress"]  # fmt: skip
+
+
+def fail_seed(monkeypatch, seed: int, exc: BaseException) -> None:
+    real = executors.run_cell
+
+    def run_cell(cell, *args, **kwargs):
+        if cell.seed == seed:
+            raise exc
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(executors, "run_cell", run_cell)
+
+
+def test_failed_cells_end_in_one_paragraph_and_a_log(tmp_path, monkeypatch, capfd) -> None:
+    out = tmp_path / "run"
+    fail_seed(monkeypatch, 1, RuntimeError("boom: the inner loop diverged\nsecond line"))
+    assert cli.main(smoke(out)) == 1
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err
+    assert "FAILED sinusoid-5shot/scratch/seed1: RuntimeError: boom: the inner loop diverged\n" in (
+        captured.err
+    )
+    paragraph = captured.err.strip().splitlines()[-1]
+    assert paragraph.startswith("metabench: 1 of 2 cells failed: sinusoid-5shot/scratch/seed1 ")
+    assert "(RuntimeError: boom: the inner loop diverged)" in paragraph
+    assert str(out / "errors.log") in paragraph
+    log = (out / "errors.log").read_text()
+    assert "Traceback" in log and "second line" in log and "seed1" in log
+    monkeypatch.undo()  # the next try succeeds: only the failed cell runs again
+    assert cli.main(smoke(out)) == 0
+    assert "1 cells run, 1 already done, 0 failed" in capfd.readouterr().out
+
+
+def test_ctrl_c_prints_the_command_that_resumes(tmp_path, monkeypatch, capfd) -> None:
+    out = tmp_path / "run"
+    fail_seed(monkeypatch, 1, KeyboardInterrupt())
+    assert cli.main(smoke(out)) == 130
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    command = err.strip().splitlines()[-1].split("): ", 1)[1]
+    assert command.startswith("metabench run sinusoid-5shot")
+    monkeypatch.undo()
+    assert cli.main(shlex.split(command)[1:]) == 0
+    assert "1 cells run, 1 already done" in capfd.readouterr().out
+
+
+def test_default_run_folder_is_added_to_the_resume_command(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    message = cli.interrupted_message(["run", "x"], Path("reports/x-smoke"))
+    assert message.endswith(f"metabench run x --out {tmp_path / 'reports' / 'x-smoke'}")
+
+
+def test_a_run_opens_with_one_line(tmp_path, capfd) -> None:
+    out = tmp_path / "run"
+    assert cli.main(smoke(out, "0")) == 0
+    first = capfd.readouterr().err.splitlines()[0]
+    assert first.startswith(f"metabench: 1 cell to run, 0 already done; output: {out}; energy: ")
+    assert "measured by" in first or "estimated by" in first or "not metered" in first
+    assert cli.main(smoke(out, "0")) == 0
+    assert capfd.readouterr().err.startswith("metabench: 0 cells to run, 1 already done;")
+
+
+# --- the ETA, on made-up timings ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cells():
+    suite = load_suite("sinusoid-5shot", "smoke")  # maml: 300 steps; 40 test episodes
+    return expand_grid([suite], ["scratch", "maml"], [0, 1, 2], "cpu")
+
+
+def test_eta_adds_each_methods_own_step_and_episode_rates(cells) -> None:
+    scratch, maml = cells[:3], cells[3:]
+    eta = EtaModel()
+    eta.observe(scratch[0], Timing(steps=0, meta_s=1.0, episodes=40, deploy_s=4.0))
+    eta.observe(maml[0], Timing(steps=300, meta_s=30.0, episodes=40, deploy_s=8.0))
+    assert eta.predict(scratch[1]) == pytest.approx(1.0 + 4.0)
+    assert eta.predict(maml[1]) == pytest.approx(30.0 + 8.0)
+    assert eta.remaining([scratch[1], maml[1], maml[2]], [], now=0.0) == (81.0, 0)
+    assert eta.remaining([scratch[1], maml[1]], [], now=0.0, workers=2) == (21.5, 0)
+
+
+def test_eta_leaves_out_untimed_cells_and_uses_the_running_cells_rate(cells) -> None:
+    maml = cells[3:]
+    eta = EtaModel()
+    assert eta.remaining(maml[1:], [], now=0.0) == (0.0, 2)
+    assert format_eta(0.0, 2).startswith("ETA unknown")
+    live = Live(maml[0], started_s=100.0, steps=100)  # a third of the steps in 10 s
+    assert eta.left(live, now=110.0) == (pytest.approx(20.0), False)  # deploy: unknown
+    live.steps, live.deploy_started_s, live.episodes = 300, 130.0, 10  # 10 episodes in 5 s
+    assert eta.left(live, now=135.0) == (pytest.approx(15.0), True)
+    assert eta.remaining(maml[1:], [live], now=135.0) == (pytest.approx(15.0), 2)
+    assert format_eta(15.0, 1) == "ETA at least 15 s (1 cell not timed yet)"
+    assert format_eta(15.4, 0) == "ETA 15 s"
+
+
+def test_timing_splits_a_cell_at_the_end_of_its_last_validation(cells) -> None:
+    def window(phase: str, start: float, seconds: float) -> WindowRecord:
+        return WindowRecord(phase, 0, 1, 0, Measurement(phase, start, seconds))
+
+    result = CellResult(cells[3], "fp", started_at=1000.0, finished_at=1060.0)
+    result.windows = [
+        window("meta_train", 1002.0, 20.0),
+        window("validate", 1022.0, 3.0),
+        window("adapt", 1030.0, 10.0),
+        window("predict", 1040.0, 10.0),
+    ]
+    assert timing_of(result) == Timing(300, 25.0, 40, 35.0)
+
+
+def test_progress_lines_without_bars(cells) -> None:
+    stream, now = io.StringIO(), [0.0]
+    progress = Progress(False, stream=stream, clock=lambda: now[0])
+    progress.open(cells[3:5], 1, "out/x", "measured by rapl (cpu:0)")
+    tick = progress.cell_started(cells[3])
+    now[0] = 10.0
+    tick(150)
+    assert progress.eta_text() == "ETA at least 10 s (2 cells not timed yet)"
+    progress.cell_failed(cells[3], "RuntimeError: boom")
+    assert stream.getvalue().splitlines() == [
+        "metabench: 2 cells to run, 1 already done; output: out/x; energy: measured by rapl "
+        "(cpu:0)",
+        "FAILED sinusoid-5shot/maml/seed0: RuntimeError: boom",
+    ]

@@ -1,0 +1,173 @@
+"""Every flag of every subcommand, with bad values: exit 2, one paragraph on stderr, no
+traceback, nothing written. In-process (bench.cli.main) to stay fast; capfd catches what
+libraries print to the real stderr (codecarbon's own ERROR log, for one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import cli
+from bench.devices import cpu_count
+from bench.errors import MetabenchError
+from bench.options import RunOptions, api_name, check_run_options
+from bench.store import Ledger
+from bench.suite import available_suites
+
+RUN = ["run", "sinusoid-5shot", "--profile", "smoke", "--no-progress"]
+# Flags without a value to get wrong.
+SWITCHES = {"--no-download", "--no-progress", "--verbose", "-h", "--help", "--version"}
+
+
+def bad_values(tmp: Path) -> tuple[dict[tuple[str, str], list[list[str]]], Path]:
+    """(subcommand, flag) -> argument lists that must be refused, and a run folder. `tmp`
+    holds a user's file and a user's folder that metabench must not overwrite."""
+    a_file = tmp / "notes.txt"
+    a_file.write_text("mine")
+    a_folder = tmp / "site"
+    a_folder.mkdir()
+    (a_folder / "index.html").write_text("mine")
+    run_dir = tmp / "a-run"
+    Ledger(run_dir).start_run("test", {})
+    no_cuda = [] if torch.cuda.is_available() else [["cuda"]]
+    table = {
+        ("run", "suites"): [
+            ["no-such-suite"],
+            ["no/such/suite.toml"],
+            ["sinusoid-5shot", "sinusoid-5shot"],
+            ["sinusoid-5shot", str(available_suites()["sinusoid-5shot"])],  # name and path
+        ],
+        ("run", "--methods"): [[""], ["scratch,scratch"], ["scratch,,maml"], ["protonett"]],
+        ("run", "--seeds"): [[""], ["0,0"], ["-1"], ["a,b"], ["0,,1"], [str(2**63)]],
+        ("run", "--profile"): [["huge"]],
+        ("run", "--device"): [["tpu"], *no_cuda],
+        ("run", "--precision"): [["fp16"]],
+        ("run", "--execution"): [["fast"], ["graph"]],
+        ("run", "--threads"): [["0"], ["-1"], ["two"], [str(cpu_count() + 1)]],
+        ("run", "--data-dir"): [[str(tmp / "missing")], [str(a_file)]],
+        ("run", "--out"): [[str(a_file)], [str(a_folder)], [str(a_file / "sub")]],
+        ("run", "--executor"): [["spark"], ["dask"]],
+        ("run", "--scheduler"): [
+            ["tcp://127.0.0.1:1"],
+            ["not an address", "--executor", "dask", "--device", "cpu"],
+        ],
+        ("run", "--workers"): [["2"], ["0", "--executor", "dask-local"], ["x"]],
+        ("run", "--wait-workers"): [["2"], ["0", "--executor", "dask", "--scheduler", "h:1"]],
+        ("run", "--country"): [["XX"], ["ZZZ"], ["1234"]],
+        ("run", "--region"): [
+            ["texas"],
+            ["nowhere", "--country", "USA"],
+            [" ", "--country", "USA"],
+        ],
+        ("run", "--carbon-intensity"): [["-1"], ["nan"], ["inf"], ["5000"], ["x"]],
+        ("run", "--pue"): [["0.5"], ["nan"], ["100"], ["x"]],
+        ("run", "--sample-hz"): [["0"], ["-5"], ["inf"], ["1e9"]],
+        ("run", "--energy-scope"): [["cluster"]],
+        ("report", "run_dir"): [[str(tmp / "missing")], [str(a_folder)]],
+        ("report", "--out"): [[str(a_file)], [str(a_folder)]],
+        ("report", "--energy-scope"): [["cluster"]],
+        # subcommands of the report side (bench.report.compare, bench.report.index)
+        ("compare", "run_dirs"): [[str(tmp / "missing")], [str(a_folder), str(run_dir)]],
+        ("compare", "--out"): [[str(a_file)]],
+        ("index", "runs_dir"): [[str(tmp / "missing")], [str(a_file)]],
+        ("meters", "--device"): [["tpu"], *no_cuda],
+        ("meters", "--seconds"): [["0"], ["-1"], ["nan"], ["1e9"], ["x"]],
+        ("list", "extra"): [["extra"]],
+        ("", "command"): [["frobnicate"], ["--frobnicate"]],
+    }
+    return table, run_dir
+
+
+def argv_for(command: str, flag: str, values: list[str], run_dir: Path, out: Path) -> list[str]:
+    if command == "run" and flag == "suites":
+        return ["run", *values, "--profile", "smoke", "--out", str(out)]
+    if command == "run":
+        return [*RUN, "--out", str(out), flag, *values]
+    if command == "report":
+        return ["report", *values] if flag == "run_dir" else ["report", str(run_dir), flag, *values]
+    if command == "compare":
+        if flag == "run_dirs":
+            return ["compare", *values]
+        return ["compare", str(run_dir), str(run_dir), flag, *values]
+    if command == "index":
+        return ["index", *values]
+    if command == "meters":
+        return ["meters", flag, *values]
+    if command == "list":
+        return ["list", *values]
+    return values
+
+
+def test_every_flag_with_bad_values_exits_2_in_one_paragraph(tmp_path, capfd) -> None:
+    table, run_dir = bad_values(tmp_path)
+    covered = {(cmd, flag) for cmd, flag in table}
+    for cmd, action in all_actions():
+        for flag in action.option_strings or [action.dest]:
+            if flag not in SWITCHES:
+                assert (cmd, flag) in covered, f"no bad value for {cmd} {flag} in the sweep"
+    out = tmp_path / "out"
+    for (cmd, flag), cases in table.items():
+        for values in cases:
+            argv = argv_for(cmd, flag, values, run_dir, out)
+            code = cli.main(argv)
+            stdout, stderr = capfd.readouterr()
+            assert code == 2, (argv, stdout, stderr)
+            assert stderr.startswith("metabench: error:"), (argv, stderr)
+            assert "Traceback" not in stderr + stdout, (argv, stderr)
+            assert "\n" not in stderr.strip(), (argv, stderr)  # one paragraph, one line
+            assert not out.exists(), argv  # nothing written
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "site" / "index.html").read_text() == "mine"
+
+
+def all_actions():
+    """(subcommand, action) for every argument of every subcommand."""
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            yield name, action
+
+
+def test_every_argument_has_help_with_its_default() -> None:
+    for cmd, action in all_actions():
+        if action.option_strings and set(action.option_strings) & {"-h", "--help"}:
+            continue
+        assert action.help, f"{cmd} {action.option_strings or action.dest}: no help"
+        if action.option_strings:
+            assert "default" in action.help, f"{cmd} {action.option_strings}: no default"
+
+
+def test_no_arguments_print_usage_and_version(capsys) -> None:
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: metabench") and "run" in err and "Traceback" not in err
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"metabench {cli.__version__}"
+
+
+def test_unknown_region_is_one_line_and_verbose_shows_the_library_log(capfd, tmp_path) -> None:
+    argv = [*RUN, "--out", str(tmp_path / "o"), "--country", "USA", "--region", "nowhere"]
+    assert cli.main(argv) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "--region" in err and "codecarbon ERROR" not in err
+    assert cli.main([*argv, "--verbose"]) == 2
+    assert "nowhere" in capfd.readouterr().err
+
+
+@given(
+    st.lists(st.integers(min_value=-(2**70), max_value=2**70), max_size=6),
+)
+def test_seed_lists_are_refused_unless_distinct_and_in_range(seeds: list[int]) -> None:
+    good = bool(seeds) and len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
+    options = RunOptions(("sinusoid-5shot",), seeds=tuple(seeds))
+    if good:
+        check_run_options(options)
+    else:
+        with pytest.raises(MetabenchError, match=r"^seeds=: expected"):
+            check_run_options(options, api_name)
