@@ -95,7 +95,7 @@ def run_suites(
 
     suites: suite names (see `metabench list`) or .toml paths. settings: every other
     `metabench run` flag as a keyword (profile="standard", device="auto", out=None,
-    data_dir=None, download=True, precision, execution, threads, executor="local",
+    data_dir=None, download=True, precision, normalization, execution, threads, executor="local",
     scheduler, workers, wait_workers, country, region, carbon_intensity, pue=1.0,
     sample_hz=20.0, progress=True; see bench.options.RunOptions). Re-running the same
     call resumes: finished cells are skipped.

@@ -146,6 +146,14 @@ def add_run_parser(sub, common: argparse.ArgumentParser) -> None:
         "GPUs and on CPUs with AMX or AVX512-BF16, slow elsewhere)",
     )
     run.add_argument(
+        "--normalization",
+        choices=["support", "transductive"],
+        help="override the suites' BatchNorm statistics rule (default: each suite's; support "
+        "in the smoke and standard profiles, transductive in paper): support = the task's "
+        "support set, so each query is predicted independently; transductive = the query "
+        "batch, as in the MAML paper",
+    )
+    run.add_argument(
         "--execution",
         choices=["auto", "loop", "batched", "graph"],
         help="override the suites' execution mode (default: each suite's): loop (one task per "
@@ -236,6 +244,7 @@ RUN_FLAGS = (
     "profile",
     "device",
     "precision",
+    "normalization",
     "execution",
     "threads",
     "data_dir",

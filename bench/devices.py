@@ -49,7 +49,7 @@ def cpu_only_torch_note() -> str | None:
     """A sentence when this torch build cannot use the machine's NVIDIA GPUs, else None."""
     import torch
 
-    if torch.version.cuda is not None:
+    if torch.version.cuda is not None or torch.cuda.is_available():
         return None
     n = nvidia_gpu_count()
     if n == 0:

@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.devices import DEVICES, cpu_count
 from bench.errors import MetabenchError
 from bench.store import LEDGER_NAME
-from bench.suite import EXECUTIONS, PRECISIONS, PROFILES
+from bench.suite import EXECUTIONS, NORMALIZATIONS, PRECISIONS, PROFILES
 
 Naming = Callable[[str], str]  # field name -> how the caller spells the setting
 
@@ -54,6 +54,7 @@ class RunOptions:
     profile: str = "standard"
     device: str = "auto"
     precision: str | None = None
+    normalization: str | None = None
     execution: str | None = None
     threads: int | None = None
     data_dir: str | None = None
@@ -90,6 +91,7 @@ def check_run_options(o: RunOptions, name: Naming = cli_name) -> None:
         check_choice(field, value, allowed, name)
     for field, value, allowed in (
         ("precision", o.precision, PRECISIONS),
+        ("normalization", o.normalization, NORMALIZATIONS),
         ("execution", o.execution, EXECUTIONS),
     ):
         if value is not None:

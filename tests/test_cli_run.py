@@ -148,3 +148,19 @@ def test_progress_lines_without_bars(cells) -> None:
         "(cpu:0)",
         "FAILED sinusoid-5shot/maml/seed0: RuntimeError: boom",
     ]
+
+
+@pytest.mark.parametrize("flag", [None, "support", "transductive"])
+def test_normalization_flag_overrides_the_suites_rule_and_the_key(flag) -> None:
+    from bench.options import RunOptions
+    from bench.run import session
+
+    p = session.plan(
+        RunOptions(suites=("sinusoid-5shot",), profile="smoke", device="cpu", normalization=flag)
+    )
+    assert {c.suite.normalization for c in p.cells} == {flag or "support"}
+    other = "transductive" if flag != "transductive" else "support"
+    q = session.plan(
+        RunOptions(suites=("sinusoid-5shot",), profile="smoke", device="cpu", normalization=other)
+    )
+    assert not {c.key for c in p.cells} & {c.key for c in q.cells}

@@ -47,6 +47,7 @@ def bad_values(tmp: Path) -> tuple[dict[tuple[str, str], list[list[str]]], Path]
         ("run", "--profile"): [["huge"]],
         ("run", "--device"): [["tpu"], *no_cuda],
         ("run", "--precision"): [["fp16"]],
+        ("run", "--normalization"): [["query"], [""]],
         ("run", "--execution"): [["fast"], ["graph"]],
         ("run", "--threads"): [["0"], ["-1"], ["two"], [str(cpu_count() + 1)]],
         ("run", "--data-dir"): [[str(tmp / "missing")], [str(a_file)]],

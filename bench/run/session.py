@@ -76,8 +76,10 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     check_run_options(o, name)
     suites = [load_suite(s, o.profile) for s in o.suites]
     check_distinct_suites(suites, name)
-    if o.precision:
-        suites = [dataclasses.replace(s, precision=o.precision) for s in suites]
+    overrides = {
+        k: v for k, v in (("precision", o.precision), ("normalization", o.normalization)) if v
+    }
+    suites = [dataclasses.replace(s, **overrides) for s in suites]
     data_root = resolve_data_root(o.data_dir)
     device = resolve_device(o.device, name("device"), local=o.executor != "dask")
     threads = o.threads or DEFAULT_THREADS
