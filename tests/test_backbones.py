@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from bench.methods.backbones import ChannelsLastConv2d, Conv4, backbone_for
 from bench.methods.base import TaskSpec
-from bench.methods.functional import forward
 from bench.run.grid import Cell
 from bench.suite import load_suite
 
@@ -50,7 +50,7 @@ def test_one_channel_weight_with_nchw_strides_gives_the_same_convolution() -> No
     # A [8, 1, 3, 3] weight whose strides read as NCHW, as a functional update can leave it.
     w = conv.weight.detach()
     nchw = torch.empty_strided(w.shape, (9, 9, 3, 1)).copy_(w).requires_grad_(True)
-    out = forward(conv, {"weight": nchw, "bias": conv.bias}, x)
+    out = functional_call(conv, {"weight": nchw, "bias": conv.bias}, (x,))
     expected = F.conv2d(x, nchw, conv.bias, padding=1)
     assert torch.allclose(out, expected, atol=1e-6)
     (grad,) = torch.autograd.grad(out.square().sum(), nchw)
