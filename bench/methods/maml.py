@@ -162,17 +162,22 @@ class MAML(TaskBatched):
         """One task's meta-loss (an Episode of unstacked tensors)."""
         return self.meta_loss(stack_episodes([ep]))
 
-    def meta_step(self, batch: Episode, step: int) -> None:
-        """Meta step `step` (1-based) on a stacked meta batch: the gradient of the mean
-        query loss, one backward per chunk of tasks (a chunk's graph is freed at once),
-        one Adam step (`meta_lr`)."""
-        if step == 1 or self.meta_optimizer is None:
-            self.meta_optimizer = torch.optim.Adam(self.meta_parameters(), lr=self.params.meta_lr)
+    def meta_backward(self, batch: Episode) -> None:
+        """Gradients of the mean query loss over a stacked meta batch into the
+        meta-parameters' .grad: one backward per chunk of tasks (the execution mode's
+        size; a chunk's graph is freed at once)."""
         B = batch.support_x.shape[0]
         rows = batch.support_x.shape[1] + batch.query_x.shape[1]
-        self.meta_optimizer.zero_grad(set_to_none=True)
         for c in chunks(B, self.tasks_per_call(rows)):
             (self.meta_loss(slice_episode(batch, c)) / B).backward()
+
+    def meta_step(self, batch: Episode, step: int) -> None:
+        """Meta step `step` (1-based) on a stacked meta batch: `meta_backward`, then one
+        Adam step (`meta_lr`)."""
+        if step == 1 or self.meta_optimizer is None:
+            self.meta_optimizer = torch.optim.Adam(self.meta_parameters(), lr=self.params.meta_lr)
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        self.meta_backward(batch)
         self.meta_optimizer.step()
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
