@@ -127,7 +127,7 @@ def test_batched_deployment_equals_the_loop(name: str, task: str) -> None:
     spec = TASKS[task]
     loop, batched = build(name, spec, "loop"), build(name, spec, "batched")
     sx, sy, qx, _ = tasks(spec)
-    assert batched.tasks_per_call(sx.shape[1]) >= T  # one call really holds every task
+    assert batched.tasks_per_call(sx.shape[1], "adapt") >= T  # one call really holds every task
     state_loop, state_batched = loop.adapt_many(sx, sy), batched.adapt_many(sx, sy)
     assert state_loop.keys() == state_batched.keys()
     for key in state_loop:
@@ -160,6 +160,7 @@ def test_batched_meta_gradient_equals_the_loop(name: str, task: str) -> None:
     loop, batched = build(name, spec, "loop"), build(name, spec, "batched")
     sx, sy, qx, qy = tasks(spec, seed=1)
     batch = Episode(sx, sy, qx, qy)
+    assert batched.tasks_per_call(sx.shape[1] + qx.shape[1], "meta") >= T
     for method in (loop, batched):
         method.meta_backward(batch)
     assert_close(flat_grads(batched), flat_grads(loop), "meta-gradient")

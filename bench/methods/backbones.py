@@ -25,6 +25,13 @@ from bench.methods.functional import BatchStats, linear, nhwc, sub, task_batch_n
 CONV4_HIDDEN = 64  # channels of every Conv-4 layer (tests use fewer for speed)
 
 
+def bf16_autocast(x: torch.Tensor) -> torch.autocast:
+    """bf16 autocast on x's device, without autocast's weight-cast cache: each weight is
+    cast once per forward anyway, and cached casts must not outlive a CUDA graph capture
+    (PyTorch's CUDA graph notes)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+
 class Backbone(nn.Module):
     """A network that maps inputs to features at the suite's precision: `body` runs under
     bf16 autocast for "bf16" (matmuls and convolutions in bf16, parameters and their
@@ -40,7 +47,7 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.precision == "fp32":
             return self.body(x)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with bf16_autocast(x):
             return self.body(x).float()
 
     def folded_body(
@@ -62,7 +69,7 @@ class Backbone(nn.Module):
         precision. Never reads or writes the module's own parameters or buffers."""
         if self.precision == "fp32":
             return self.folded_body(params, x, stats)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with bf16_autocast(x):
             return self.folded_body(params, x, stats).float()
 
 

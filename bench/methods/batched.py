@@ -85,17 +85,19 @@ class TaskBatched(Method):
         """query_x [T, n_q, *x_shape] -> [T, n_q, out]."""
         raise NotImplementedError
 
-    def task_bytes(self, rows: int) -> float:
-        """Estimated peak bytes one task with `rows` inputs per call holds (activations
-        and per-task parameters); sets the chunk cap of batched execution."""
+    def task_bytes(self, rows: int, phase: str) -> float:
+        """Estimated peak bytes one task with `rows` inputs holds in a call of `phase`
+        ("adapt", "predict" or "meta": a meta-training chunk), activations and per-task
+        parameters; sets the chunk cap of batched execution. 0: no cap."""
         return 0.0
 
     # -- the interface, derived ----------------------------------------------------------
-    def tasks_per_call(self, rows: int) -> int:
-        """Chunk size for tasks of `rows` inputs: 1 for "loop", else the memory cap."""
+    def tasks_per_call(self, rows: int, phase: str) -> int:
+        """Chunk size for tasks of `rows` inputs in `phase`: 1 for "loop", else the
+        memory cap (CALL_BYTES over `task_bytes`)."""
         if self.task.execution == "loop":
             return 1
-        per_task = self.task_bytes(rows)
+        per_task = self.task_bytes(rows, phase)
         if per_task <= 0:
             return MAX_TASKS
         budget = CALL_BYTES.get(self.device.type, CALL_BYTES["cpu"])
@@ -114,13 +116,13 @@ class TaskBatched(Method):
         return self.run("predict", self.predict_tasks, adapted, query_x[None])[0]
 
     def adapt_many(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
-        parts = chunks(len(support_x), self.tasks_per_call(support_x.shape[1]))
+        parts = chunks(len(support_x), self.tasks_per_call(support_x.shape[1], "adapt"))
         return cat_states(
             [self.run("adapt", self.adapt_tasks, support_x[c], support_y[c]) for c in parts]
         )
 
     def predict_many(self, adapted: State, query_x: torch.Tensor) -> torch.Tensor:
-        parts = chunks(len(query_x), self.tasks_per_call(query_x.shape[1]))
+        parts = chunks(len(query_x), self.tasks_per_call(query_x.shape[1], "predict"))
         outs = [
             self.run("predict", self.predict_tasks, slice_state(adapted, c), query_x[c])
             for c in parts
@@ -131,6 +133,8 @@ class TaskBatched(Method):
         return slice_state(adapted, slice(t, t + 1))
 
     def warm_up(self, support_x, support_y, query_x) -> None:
-        """A throwaway batched pass (and, in "graph" mode, the captures) outside the
-        metered windows; shapes as the harness's chunks."""
+        """Throwaway passes of T tasks at once and of one task alone (and, in "graph"
+        mode, their CUDA graph captures) outside the metered windows; shapes as the
+        harness's chunks."""
         self.predict_many(self.adapt_many(support_x, support_y), query_x)
+        self.predict(self.adapt(support_x[0], support_y[0]), query_x[0])

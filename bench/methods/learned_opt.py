@@ -122,12 +122,16 @@ class LearnedOptimizer(MAML):
     def meta_parameters(self) -> list[nn.Parameter]:
         return [*self.net.parameters(), *self.optimizer.parameters()]
 
-    def task_bytes(self, rows: int) -> float:
-        # The coordinate-wise LSTM keeps ~(6 * hidden + 10) values per learner parameter
-        # and unrolled step, on top of the learner's own activations.
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # The coordinate-wise LSTM holds ~(6 * hidden + 10) values per learner parameter,
+        # for every unrolled step when meta-training differentiates through them.
+        if phase == "predict":
+            return super().task_bytes(rows, phase)
         n_params = sum(p.numel() for p in self.net.parameters())
-        lstm = n_params * (6 * self.params.hidden + 10) * 4 * (self.params.inner_steps + 1)
-        return super().task_bytes(rows) + lstm
+        steps = self.params.inner_steps + 1 if phase == "meta" else 1
+        return (
+            super().task_bytes(rows, phase) + n_params * (6 * self.params.hidden + 10) * 4 * steps
+        )
 
     def adapt_params(self, params, x, y, steps, create_graph, stats=None) -> Tensors:
         """Unrolled learned optimisation of T tasks from stacked `params` on their support

@@ -168,7 +168,7 @@ class MAML(TaskBatched):
         size; a chunk's graph is freed at once)."""
         B = batch.support_x.shape[0]
         rows = batch.support_x.shape[1] + batch.query_x.shape[1]
-        for c in chunks(B, self.tasks_per_call(rows)):
+        for c in chunks(B, self.tasks_per_call(rows, "meta")):
             (self.meta_loss(slice_episode(batch, c)) / B).backward()
 
     def meta_step(self, batch: Episode, step: int) -> None:
@@ -190,11 +190,13 @@ class MAML(TaskBatched):
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
 
-    def task_bytes(self, rows: int) -> float:
-        # Test-time SGD keeps about one step's graph; meta-training (second order)
-        # keeps the inner steps' graphs and their double backward: the caller passes
-        # support + query rows there, so the factor covers both.
-        return activation_bytes(self.net[0], self.task, rows) * 2 * (self.params.inner_steps + 1)
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # Forward activations; test-time SGD keeps about one step's graph, second-order
+        # meta-training every inner step's graph and their double backward.
+        act = activation_bytes(self.net[0], self.task, rows)
+        if phase == "predict":
+            return act / 2
+        return 2 * act * ((self.params.inner_steps + 1) if phase == "meta" else 1)
 
     # -- deployment --------------------------------------------------------------------
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:

@@ -35,7 +35,10 @@ def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torc
     T, n, d = features.shape
     flat = (labels + n_way * torch.arange(T, device=labels.device).unsqueeze(1)).reshape(-1)
     sums = features.new_zeros(T * n_way, d).index_add_(0, flat, features.reshape(T * n, d))
-    counts = torch.bincount(flat, minlength=T * n_way).clamp_min(1).unsqueeze(1)
+    # counts by index_add, not bincount: bincount reads its input's maximum back to the
+    # host, which a CUDA graph capture forbids
+    ones = features.new_ones(T * n, 1)
+    counts = features.new_zeros(T * n_way, 1).index_add_(0, flat, ones).clamp_min(1)
     return (sums / counts).view(T, n_way, d)
 
 
@@ -88,7 +91,7 @@ class ProtoNet(TaskBatched):
         self.encoder.eval()
         return self.encoder(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
-    def task_bytes(self, rows: int) -> float:
+    def task_bytes(self, rows: int, phase: str) -> float:
         return activation_bytes(self.encoder, self.task, rows) / 2  # no gradients kept
 
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:

@@ -37,8 +37,8 @@ class Reptile(MAML):
     name = "reptile"
     Params = ReptileParams
 
-    def task_bytes(self, rows: int) -> float:
-        return super().task_bytes(rows) / (self.params.inner_steps + 1)  # no graph kept
+    def task_bytes(self, rows: int, phase: str) -> float:
+        return super().task_bytes(rows, "adapt" if phase == "meta" else phase)  # no graph kept
 
     @torch.no_grad()
     def meta_step(self, batch: Episode, step: int) -> None:
@@ -50,7 +50,7 @@ class Reptile(MAML):
         y = torch.cat([batch.support_y, batch.query_y], 1)
         theta = self.initial()
         moved = {n: torch.zeros_like(t) for n, t in theta.items()}
-        for c in chunks(B, self.tasks_per_call(x.shape[1])):
+        for c in chunks(B, self.tasks_per_call(x.shape[1], "meta")):
             with torch.enable_grad():
                 phi = self.adapt_params(
                     task_leaves(theta, c.stop - c.start), x[c], y[c], self.params.inner_steps, False

@@ -65,9 +65,11 @@ class Scratch(TaskBatched):
     def apply(self, params, x, stats: BatchStats) -> torch.Tensor:
         return folded_classifier(self.template, params, x, stats)
 
-    def task_bytes(self, rows: int) -> float:
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # Per task: parameters (+ gradients and Adam's two moments while adapting).
         n_params = sum(p.numel() * p.element_size() for p in self.template.parameters())
-        return 2 * activation_bytes(self.template[0], self.task, rows) + 4 * n_params
+        act = activation_bytes(self.template[0], self.task, rows)
+        return act / 2 + n_params if phase == "predict" else 2 * act + 4 * n_params
 
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
         p = self.params

@@ -162,7 +162,7 @@ class Transfer(TaskBatched):
             return self.params.scale * torch.bmm(F.normalize(features, dim=2), w.transpose(1, 2))
         return linear(features, head["weight"], head["bias"])
 
-    def task_bytes(self, rows: int) -> float:
+    def task_bytes(self, rows: int, phase: str) -> float:
         return activation_bytes(self.body, self.task, rows) / 2  # no gradients kept
 
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
