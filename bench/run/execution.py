@@ -27,25 +27,18 @@ BACKBONES = {
     "clinc150": "text",
 }
 
-# (device kind, backbone) -> {method: mode} where batched measured faster than the loop;
-# anything not listed runs "loop". CPU: `python benchmarks/deploy_batch.py` on the 2-core
-# development machine, 2026-12-01 (batch / stream tasks per second at T = 32, standard
-# shapes; docs/protocol.md "Execution"): grouped convolutions lose to the loop for the
-# Conv-4 methods that adapt per-task weights, while the shared-weight Conv-4 methods
-# (ProtoNets, transfer) and the small MLP and text networks gain.
+# CPU: the methods whose batch / stream tasks per second measured at least 1.2 (a margin
+# over the machine's noise; the loop is the simpler path with bounded memory) in one run
+# of `python benchmarks/deploy_batch.py --threads 1` on the shared 2-core development
+# machine, 2026-12-01, T = 32, standard shapes (numbers: docs/protocol.md "Execution").
+# Conv-4 with per-task weights loses (grouped convolutions: 0.48-0.88; scratch 1.09), and
+# so do ProtoNets there (0.51: 2,400 images at once fall out of the cache); transfer's 100
+# batched head steps win (1.49). The MLP gains 2.8-37x; text 1.25-11x, except Meta-SGD
+# (1.17) and the learned optimiser (0.51: its LSTM over T x 67k coordinates).
 CPU_BATCHED = {
-    "conv4": ("protonet", "transfer"),
+    "conv4": ("transfer",),
     "mlp": ("scratch", "maml", "fomaml", "reptile", "anil", "metasgd", "learned_opt", "transfer"),
-    "text": (
-        "protonet",
-        "scratch",
-        "maml",
-        "fomaml",
-        "reptile",
-        "anil",
-        "metasgd",
-        "transfer",
-    ),
+    "text": ("protonet", "scratch", "maml", "fomaml", "reptile", "anil", "transfer"),
 }
 # CUDA: batched everywhere (kernel launches, not arithmetic, set the time of these
 # networks), pending the device check of scripts/gpu_check.sh (docs/gpu-validation.md).
