@@ -190,7 +190,10 @@ def expanded(params: Mapping[str, torch.Tensor], T: int) -> Tensors:
 
 
 def task_leaves(
-    params: Mapping[str, torch.Tensor], T: int, trainable: set[str] | None = None, copy=False
+    params: Mapping[str, torch.Tensor],
+    T: int,
+    trainable: set[str] | None = None,
+    copy: bool = False,
 ) -> Tensors:
     """Fresh leaves [T, *shape] for test-time adaptation, detached from `params`.
 
