@@ -86,6 +86,7 @@ if ((FAKE)); then
     ((PROFILE_SET)) || PROFILE=smoke
     IDLE_S=1 WARMUP_S=0.5 LOAD_WINDOWS=3 WINDOW_S=1 MAML_REPEATS=1
     BATCH_TASKS=4 BATCH_REPEATS=1 BATCH_SUITES=sinusoid-5shot
+    SUITES="omniglot-5w1s sinusoid-5shot"  # 20-way smoke cells take minutes on 2 CPU cores
     # a smoke run on a shared 2-core CPU takes ~5 minutes: a longer budget (the GPU's
     # budget stays as above; BUDGET_S / T_RUN in the environment override both)
     [[ -n ${BUDGET_S_SET:-} ]] || BUDGET_S=900
