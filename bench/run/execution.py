@@ -29,16 +29,17 @@ BACKBONES = {
 
 # CPU: the methods whose batch / stream tasks per second measured at least 1.2 (a margin
 # over the machine's noise; the loop is the simpler path with bounded memory) in one run
-# of `python benchmarks/deploy_batch.py --threads 1` on the shared 2-core development
-# machine, 2026-12-01, T = 32, standard shapes (numbers: docs/protocol.md "Execution").
-# Conv-4 with per-task weights loses (grouped convolutions: 0.48-0.88; scratch 1.09), and
-# so do ProtoNets there (0.51: 2,400 images at once fall out of the cache); transfer's 100
-# batched head steps win (1.49). The MLP gains 2.8-37x; text 1.25-11x, except Meta-SGD
-# (1.17) and the learned optimiser (0.51: its LSTM over T x 67k coordinates).
+# of `python benchmarks/deploy_batch.py` (2 threads, the harness's default) on the 2-core
+# development machine while it was quiet, 2026-12-01, T = 32, standard shapes (numbers:
+# docs/protocol.md "Execution"). Conv-4 with per-task weights mostly loses to the loop
+# (grouped convolutions: MAML family and the learned optimiser 0.50-0.99x) and so do
+# ProtoNets (0.37x: 2,400 images in one pass); scratch (1.58x) and transfer (2.16x) win.
+# The MLP gains 4-26x; text 1.9-14x, except the learned optimiser (0.47x: its LSTM over
+# T x 67k coordinates).
 CPU_BATCHED = {
-    "conv4": ("transfer",),
+    "conv4": ("scratch", "transfer"),
     "mlp": ("scratch", "maml", "fomaml", "reptile", "anil", "metasgd", "learned_opt", "transfer"),
-    "text": ("protonet", "scratch", "maml", "fomaml", "reptile", "anil", "transfer"),
+    "text": ("protonet", "scratch", "maml", "fomaml", "reptile", "anil", "metasgd", "transfer"),
 }
 # CUDA: batched everywhere (kernel launches, not arithmetic, set the time of these
 # networks), pending the device check of scripts/gpu_check.sh (docs/gpu-validation.md).
