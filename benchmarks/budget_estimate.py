@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.data import resolve_data_root
+from bench.run.execution import resolve_execution
 from bench.run.grid import Cell
 from bench.run.harness import build
 from bench.suite import available_suites, load_suite
@@ -65,7 +66,10 @@ def main() -> None:
         suite = load_suite(name, args.profile)
         suite_s = 0.0
         for config in suite.methods:
-            cell = Cell(suite, config.name, suite.seeds[0], "cpu")
+            mode = resolve_execution(suite.execution, "cpu", config.name, name, suite.dataset)
+            cell = dataclasses.replace(
+                Cell(suite, config.name, suite.seeds[0], "cpu"), execution=mode
+            )
             per_step, per_episode = time_cell(cell, data_root, args.steps, args.episodes)
             n_episodes = (
                 suite.n_checkpoints * suite.n_val_episodes * bool(config.params.meta_steps)

@@ -1,17 +1,24 @@
-"""Time one second-order MAML meta-step: ours vs a learn2learn-style reference.
+"""Time one second-order MAML meta-step: ours (loop and batched) vs a learn2learn-style
+reference.
 
 Omniglot-shaped 5-way 1-shot tasks (random 28x28 inputs: the cost does not depend on the
-pixels), Conv-4 with batch-statistics BatchNorm, meta batch 32, one inner step, 15
-queries per class. The reference is written the way learn2learn users write MAML: per
-task a differentiable clone of the module (`clone_module`: every parameter `.clone()`d
-into a shallow module copy), the inner step with `torch.autograd.grad(create_graph=True)`
-assigned back into the clone (`update_module`), the query loss; one backward over the
-summed losses. FLOPs come from `torch.utils.flop_counter.FlopCounterMode`; the ceiling is
-a large float32 matmul timed in the same run on the same device. The script also prints
-the FLOP rate of a plain Conv-4 forward + backward on one task's 80 images: the building
-block of every meta-step, so in practice the bound on its efficiency.
+pixels), Conv-4 with batch-statistics BatchNorm (normalization "transductive", the
+reference's arithmetic), meta batch 32, one inner step, 15 queries per class. Ours runs
+in two execution modes: "loop" (one task per backward, the CPU default) and "batched"
+(the meta batch's tasks folded into grouped convolutions, one inner gradient and one
+backward per chunk of the memory cap: all 32 tasks on a GPU). The reference is written the
+way learn2learn users write MAML: per task a differentiable clone of the module
+(`clone_module`: every parameter `.clone()`d into a shallow module copy), the inner step
+with `torch.autograd.grad(create_graph=True)` assigned back into the clone
+(`update_module`), the query loss; one backward over the summed losses. FLOPs come from
+`torch.utils.flop_counter.FlopCounterMode`; the ceiling is a large float32 matmul timed
+in the same run on the same device. The script also prints the FLOP rate of a plain
+Conv-4 forward + backward on one task's 80 images: the building block of every
+meta-step, so in practice the bound on its efficiency.
 
-Last line: ratio=<reference time / our time> efficiency=<our FLOP/s / matmul FLOP/s>.
+Last line: ratio=<reference time / loop time> ratio_batched=<reference time / batched
+time> efficiency=<loop FLOP/s / matmul FLOP/s>. Targets: ratio >= 1.0 on CPU (the
+default path there), ratio_batched >= 1.5 on CUDA.
 Usage: python benchmarks/maml_step.py [--device cpu|cuda] [--repeats 3]
 """
 
@@ -28,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.data.episodes import Episode
 from bench.methods import METHODS, TaskSpec
+from bench.methods.batched import stack_episodes
 
 WAY, SHOT, QUERY, META_BATCH, INNER_LR = 5, 1, 15, 32, 0.4
 
@@ -50,10 +58,10 @@ def tasks(device: torch.device, n: int = META_BATCH) -> list[Episode]:
     return out
 
 
-def ours(method, episodes: list[Episode]) -> None:
-    """One meta-step's gradient computation with our MAML (per-task backward)."""
-    for ep in episodes:
-        (method.task_meta_loss(ep) / len(episodes)).backward()
+def ours(method, batch: Episode) -> None:
+    """One meta-step's gradient computation with our MAML on a stacked meta batch (its
+    execution mode decides: one backward per task, or per chunk of tasks)."""
+    method.meta_backward(batch)
 
 
 def clone_module(module: nn.Module) -> nn.Module:
@@ -133,34 +141,64 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = torch.device(args.device)
-    task = TaskSpec("classification", WAY, SHOT, QUERY, (1, 28, 28))
     cls = METHODS.get("maml")
-    method = cls(task, cls.Params(inner_lr=INNER_LR, inner_steps=1), device, seed=0)
-    net = method.net  # the same network, weights and BatchNorm convention for both
+    params = cls.Params(inner_lr=INNER_LR, inner_steps=1)
+    methods = {
+        mode: cls(
+            TaskSpec(
+                "classification",
+                WAY,
+                SHOT,
+                QUERY,
+                (1, 28, 28),
+                normalization="transductive",
+                execution=mode,
+            ),
+            params,
+            device,
+            seed=0,
+        )
+        for mode in ("loop", "batched")
+    }
+    method = methods["loop"]
+    net = method.net  # the same network, weights and BatchNorm convention for all
+    methods["batched"].net.load_state_dict(net.state_dict())
     episodes = tasks(device)
+    batch = stack_episodes(episodes)
+    chunks = -(-META_BATCH // methods["batched"].tasks_per_call(WAY * (SHOT + QUERY), "meta"))
 
-    ours(method, episodes[:2])  # warm-up (allocator, kernels)
+    for m in methods.values():  # warm-up (allocator, kernels)
+        ours(m, stack_episodes(episodes[:2]))
     reference(net, episodes[:2])
-    # Interleaved so that both see the same machine load (best of `repeats` each).
-    t_ours, t_ref = float("inf"), float("inf")
+    # Interleaved so that all see the same machine load (best of `repeats` each).
+    t = {"loop": float("inf"), "batched": float("inf"), "reference": float("inf")}
     for _ in range(args.repeats):
-        t_ours = min(t_ours, timed(lambda: ours(method, episodes), device, 1))
-        t_ref = min(t_ref, timed(lambda: reference(net, episodes), device, 1))
+        for mode, m in methods.items():
+            t[mode] = min(t[mode], timed(lambda m=m: ours(m, batch), device, 1))
+        t["reference"] = min(t["reference"], timed(lambda: reference(net, episodes), device, 1))
     with FlopCounterMode(display=False) as counter:
-        ours(method, episodes)
+        ours(method, batch)
     flops = counter.get_total_flops()
     ceiling = matmul_flops_per_s(device)
     attainable = conv4_flops_per_s(net, device)
     net.zero_grad(set_to_none=True)
+    t_ours, t_ref = t["loop"], t["reference"]
     print(f"device={device} threads={torch.get_num_threads()} meta_batch={META_BATCH}")
-    print(f"ours      {t_ours * 1000:8.1f} ms  {flops / t_ours / 1e9:7.1f} GFLOP/s")
-    print(f"reference {t_ref * 1000:8.1f} ms  {flops / t_ref / 1e9:7.1f} GFLOP/s")
+    print(f"ours loop    {t_ours * 1000:8.1f} ms  {flops / t_ours / 1e9:7.1f} GFLOP/s")
+    print(
+        f"ours batched {t['batched'] * 1000:8.1f} ms  {flops / t['batched'] / 1e9:7.1f} GFLOP/s"
+        f"  ({chunks} chunk(s) of the memory cap)"
+    )
+    print(f"reference    {t_ref * 1000:8.1f} ms  {flops / t_ref / 1e9:7.1f} GFLOP/s")
     print(f"meta-step {flops / 1e9:.2f} GFLOP; matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
     print(
         f"plain Conv-4 fwd+bwd, 80 images: {attainable / 1e9:.1f} GFLOP/s "
         f"= {attainable / ceiling:.2f} of the matmul ceiling (what the building block attains)"
     )
-    print(f"ratio={t_ref / t_ours:.2f} efficiency={flops / t_ours / ceiling:.2f}")
+    print(
+        f"ratio={t_ref / t_ours:.2f} ratio_batched={t_ref / t['batched']:.2f} "
+        f"efficiency={flops / t_ours / ceiling:.2f}"
+    )
 
 
 if __name__ == "__main__":

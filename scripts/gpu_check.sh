@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# GPU validation of metabench in one call (issue #7, docs/gpu-validation.md).
+# GPU validation of metabench in one call (docs/gpu-validation.md).
 #
 #   scripts/gpu_check.sh [--fake-nvml] [--out DIR] [--profile standard|smoke]
-#                        [--steps install,env,meters,smi,agreement,run,report,maml,summary]
+#                        [--steps install,env,meters,smi,batch,maml,run,report,summary]
 #                        [--python PY] [--fresh]
 #
 # For a fresh GPU machine with no internet: installs the wheels in .whl/ (if any), prints
-# the meters and nvidia-smi, checks the NVML energy counter against integrated power,
-# runs the suites below on CUDA, runs benchmarks/maml_step.py, and prints the headline
-# table. Everything it writes lands in one folder (--out, default $OUT, else
+# the meters and nvidia-smi, runs benchmarks/deploy_batch.py (stream vs batched vs CUDA
+# graph deployment, ops per task, graph replay against eager) and benchmarks/maml_step.py
+# on CUDA, runs the suites below on CUDA (printing the run's wall time), and prints the
+# headline table. The NVML counter check (step agreement) runs when asked for with --steps. Everything it writes lands in one folder (--out, default $OUT, else
 # ./gpu-check-out) of at most 8 files: gpu_check.log (every step's output), steps.tsv,
 # nvml_agreement.csv, summary.md, summary.csv, report.tar.gz. Each step has a timeout and
 # the whole script a budget (BUDGET_S); a failing step is logged and the script goes on.
@@ -20,23 +21,28 @@ set -u -o pipefail
   # during a run cannot break that run
 
 # ---- what to run (edit here) ---------------------------------------------------------
-SUITES="omniglot-5w1s sinusoid-5shot"
-METHODS="protonet maml fomaml anil scratch transfer"
+SUITES="omniglot-5w1s sinusoid-5shot omniglot-20w5s"
+METHODS="protonet scratch maml fomaml reptile anil metasgd learned_opt transfer"
 SEEDS="0"
 PROFILE="standard"
+EXECUTION=${EXECUTION:-auto}   # the run's --execution (auto: batched on CUDA)
+RUN_TARGET_S=120               # target: the 27 standard cells within this on an H200
+# deploy_batch: tasks per batch, timing repeats, suites
+BATCH_TASKS=32 BATCH_REPEATS=2 BATCH_SUITES="omniglot-5w1s,sinusoid-5shot"
 # NVML agreement: idle window, warm-up, then LOAD_WINDOWS windows of WINDOW_S of matmuls
 IDLE_S=10 WARMUP_S=3 LOAD_WINDOWS=12 WINDOW_S=5
 MAML_REPEATS=3
 # ---- time (seconds): the whole script, and each step's timeout -----------------------
 BUDGET_S_SET=${BUDGET_S:-} T_RUN_SET=${T_RUN:-}
-BUDGET_S=${BUDGET_S:-450}      # under 8 minutes in all, with margin
-T_INSTALL=60 T_ENV=45 T_METERS=45 T_SMI=15 T_AGREEMENT=110
+BUDGET_S=${BUDGET_S:-540}      # 9 minutes in all: a device call is at most 600 s
+T_INSTALL=60 T_ENV=45 T_METERS=45 T_SMI=15 T_AGREEMENT=110 T_BATCH=150
 T_RUN=${T_RUN:-240} T_REPORT=45 T_MAML=75 T_SUMMARY=15
-ALL_STEPS="install,env,meters,smi,agreement,run,report,maml,summary"
+ALL_STEPS="install,env,meters,smi,agreement,batch,maml,run,report,summary"
+DEFAULT_STEPS="install,env,meters,smi,batch,maml,run,report,summary"
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
-FAKE=0 FRESH=0 STEPS=$ALL_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
+FAKE=0 FRESH=0 STEPS=$DEFAULT_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
 PYTHON=${PYTHON:-python3}
 while (($#)); do
     case $1 in
@@ -79,6 +85,8 @@ if ((FAKE)); then
     DEVICE=cpu
     ((PROFILE_SET)) || PROFILE=smoke
     IDLE_S=1 WARMUP_S=0.5 LOAD_WINDOWS=3 WINDOW_S=1 MAML_REPEATS=1
+    BATCH_TASKS=4 BATCH_REPEATS=1 BATCH_SUITES=sinusoid-5shot
+    SUITES="omniglot-5w1s sinusoid-5shot"  # 20-way smoke cells take minutes on 2 CPU cores
     # a smoke run on a shared 2-core CPU takes ~5 minutes: a longer budget (the GPU's
     # budget stays as above; BUDGET_S / T_RUN in the environment override both)
     [[ -n ${BUDGET_S_SET:-} ]] || BUDGET_S=900
@@ -95,7 +103,7 @@ mkdir -p "$(dirname "$RUN_DIR")"
 echo "gpu_check.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
      "fake_nvml=$FAKE device=$DEVICE profile=$PROFILE budget=${BUDGET_S}s out=$OUT_DIR run=$RUN_DIR"
 echo "data: ${METABENCH_DATA:-(unset: the user cache)}"
-echo "suites: $SUITES; methods: $METHODS; seeds: $SEEDS; steps: $STEPS"
+echo "suites: $SUITES; methods: $METHODS; seeds: $SEEDS; execution: $EXECUTION; steps: $STEPS"
 
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 
@@ -196,7 +204,13 @@ run_step agreement "$T_AGREEMENT" 200 "$PYTHON" -m benchmarks.nvml_agreement "${
     --idle-s "$IDLE_S" --warmup-s "$WARMUP_S" --windows "$LOAD_WINDOWS" --window-s "$WINDOW_S" \
     --out "$OUT_DIR/nvml_agreement.csv"
 
-# ---- (d) the comparison ------------------------------------------------------------------
+# ---- (d) deployment stream vs batch vs graph; the MAML meta-step ---------------------------
+run_step batch "$T_BATCH" 330 "$PYTHON" benchmarks/deploy_batch.py --device "$DEVICE" \
+    --tasks "$BATCH_TASKS" --repeats "$BATCH_REPEATS" --suites "$BATCH_SUITES"
+run_step maml "$T_MAML" 280 "$PYTHON" benchmarks/maml_step.py --device "$DEVICE" \
+    --repeats "$MAML_REPEATS"
+
+# ---- (e) the comparison ------------------------------------------------------------------
 # Methods and suites that this checkout does not have are skipped with a message (read
 # off `metabench list`), so the script runs before every method has been merged.
 plan_run() {
@@ -226,9 +240,13 @@ plan_run() {
 }
 if want run; then
     if plan_run; then
+        RUN_T0=$SECONDS
         # shellcheck disable=SC2086
-        run_step run "$T_RUN" 120 "$PYTHON" -m bench.cli run $RUN_SUITES --methods "$RUN_METHODS" \
-            --seeds "$SEEDS" --profile "$PROFILE" --device "$DEVICE" --out "$RUN_DIR" --no-progress
+        run_step run "$T_RUN" 60 "$PYTHON" -m bench.cli run $RUN_SUITES --methods "$RUN_METHODS" \
+            --seeds "$SEEDS" --profile "$PROFILE" --device "$DEVICE" --execution "$EXECUTION" \
+            --out "$RUN_DIR" --no-progress
+        echo "run_wall_s=$((SECONDS - RUN_T0)) (suites:$RUN_SUITES; methods $RUN_METHODS;" \
+             "target <= ${RUN_TARGET_S} s on an H200)"
     else
         echo "===== [run] nothing to run"; printf 'run\tfailed\t-\t0\t-\n' >>"$STEPS_TSV"
         FAILED_STEPS+=" run"
@@ -257,16 +275,7 @@ pack_report() {
 }
 export -f pack_report
 export RUN_DIR WORK OUT_DIR
-run_step report "$T_REPORT" 60 bash -c pack_report
-
-# ---- (e) MAML step benchmark -------------------------------------------------------------
-if [[ -f benchmarks/maml_step.py ]]; then
-    run_step maml "$T_MAML" 10 "$PYTHON" benchmarks/maml_step.py --device "$DEVICE" \
-        --repeats "$MAML_REPEATS"
-else
-    want maml && { echo; echo "===== [maml] benchmarks/maml_step.py is not in this checkout: skipped"; }
-    want maml && printf 'maml\tskipped-missing\t-\t0\t-\n' >>"$STEPS_TSV"
-fi
+run_step report "$T_REPORT" 15 bash -c pack_report
 
 # ---- (f) headline table and the out folder -------------------------------------------------
 summary_step() {

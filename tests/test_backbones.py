@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
-from bench.methods.backbones import ChannelsLastConv2d, Conv4, backbone_for
+from bench.methods.backbones import MLP, ChannelsLastConv2d, Conv4, TextEncoder, backbone_for
 from bench.methods.base import TaskSpec
-from bench.methods.functional import forward
+from bench.methods.functional import BatchStats, expanded
 from bench.run.grid import Cell
 from bench.suite import load_suite
 
@@ -50,7 +51,7 @@ def test_one_channel_weight_with_nchw_strides_gives_the_same_convolution() -> No
     # A [8, 1, 3, 3] weight whose strides read as NCHW, as a functional update can leave it.
     w = conv.weight.detach()
     nchw = torch.empty_strided(w.shape, (9, 9, 3, 1)).copy_(w).requires_grad_(True)
-    out = forward(conv, {"weight": nchw, "bias": conv.bias}, x)
+    out = functional_call(conv, {"weight": nchw, "bias": conv.bias}, (x,))
     expected = F.conv2d(x, nchw, conv.bias, padding=1)
     assert torch.allclose(out, expected, atol=1e-6)
     (grad,) = torch.autograd.grad(out.square().sum(), nchw)
@@ -63,3 +64,22 @@ def test_precision_is_part_of_the_cell_key() -> None:
     fp32 = Cell(suite, "protonet", 0, "cpu")
     bf16 = Cell(dataclasses.replace(suite, precision="bf16"), "protonet", 0, "cpu")
     assert fp32.key != bf16.key
+
+
+@pytest.mark.parametrize(
+    "net, x",
+    [
+        (Conv4(hidden=4), torch.rand(6, 1, 28, 28)),
+        (MLP(3), torch.rand(6, 3)),
+        (TextEncoder(), torch.randint(0, 2048, (6, 10)).float()),
+    ],
+    ids=["conv4", "mlp", "text"],
+)
+def test_folded_forward_of_one_task_is_the_modules_forward(net, x) -> None:
+    """The two forwards of a backbone compute one function: the task-folded one with T = 1
+    and plain batch statistics equals the module in training mode."""
+    net = net.double().train()
+    x = x.double()
+    params = expanded(dict(net.named_parameters()), 1)
+    folded = net.folded(params, x[None], BatchStats())[0]
+    assert torch.allclose(folded, net(x), rtol=1e-12, atol=1e-12)

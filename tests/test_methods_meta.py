@@ -13,8 +13,7 @@ from torch.func import functional_call
 
 from bench.data.episodes import Episode, EpisodeSampler, Shape
 from bench.methods import METHODS, TaskSpec
-from bench.methods.functional import forward
-from bench.methods.scratch import task_loss
+from bench.methods.functional import expanded, task_loss
 from bench.methods.transfer import ClassBatches
 
 REGRESSION = TaskSpec("regression", 1, 5, 5, (1,))
@@ -88,14 +87,14 @@ def test_maml_meta_gradient_matches_finite_differences() -> None:
                 shifted[n] = p + t * direction[start : start + p.numel()].view_as(p)
                 start += p.numel()
         adapted = maml.adapt_params(
-            {n: s.requires_grad_() for n, s in shifted.items()},
-            ep.support_x,
-            ep.support_y,
+            {n: s.unsqueeze(0).requires_grad_() for n, s in shifted.items()},
+            ep.support_x[None],
+            ep.support_y[None],
             2,
             create_graph=False,
         )
         with torch.no_grad():
-            out = forward(maml.net, adapted, ep.query_x)
+            out = maml.apply(adapted, ep.query_x[None])[0]
         return float(task_loss(REGRESSION, out, ep.query_y))
 
     numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
@@ -139,8 +138,8 @@ def test_reptile_update_equals_closed_form_for_one_task_and_step() -> None:
 def test_anil_inner_loop_leaves_the_body_alone() -> None:
     anil = build("anil", task=CLASSIFICATION, dtype=torch.float32, inner_steps=2)
     ep = classification_episode()
-    start = anil.initial()
-    adapted = anil.adapt_params(start, ep.support_x, ep.support_y, 2, create_graph=True)
+    start = expanded(anil.initial(), 1)
+    adapted = anil.adapt_params(start, ep.support_x[None], ep.support_y[None], 2, True)
     body = [n for n in start if n.startswith("0.")]
     head = [n for n in start if n.startswith("1.")]
     assert body and head
@@ -149,7 +148,8 @@ def test_anil_inner_loop_leaves_the_body_alone() -> None:
     # Only the head is differentiated in the inner loop; the body still learns from the
     # outer (query) loss.
     assert anil.inner_names() == set(head)
-    loss = task_loss(CLASSIFICATION, anil.query_scores(adapted, ep.query_x), ep.query_y)
+    scores = anil.query_scores(adapted, ep.support_x[None], ep.query_x[None])[0]
+    loss = task_loss(CLASSIFICATION, scores, ep.query_y)
     loss.backward()
     assert all(
         p.grad is not None and p.grad.abs().sum() > 0
@@ -253,3 +253,44 @@ def test_transfer_batches_are_deterministic_and_valid() -> None:
         0 <= s < c
         for s, c in zip(x[:, 1].long().tolist(), source.counts("train")[y].tolist(), strict=True)
     )
+
+
+@pytest.mark.parametrize("normalization", ["support", "transductive"])
+def test_maml_meta_gradient_through_batchnorm_matches_finite_differences(
+    normalization: str, monkeypatch
+) -> None:
+    """Second order through Conv-4's BatchNorm, whose statistics depend on the parameters
+    (under "support": the support statistics under the adapted parameters normalise the
+    queries)."""
+    import bench.methods.backbones as backbones
+
+    monkeypatch.setattr(backbones, "CONV4_HIDDEN", 4)
+    task = TaskSpec("classification", 2, 2, 3, (1, 16, 16), normalization=normalization)
+    maml = build("maml", task=task, inner_steps=2, inner_lr=0.3)
+    ep = classification_episode(task)
+    ep = Episode(*(t.double() if t.is_floating_point() else t for t in vars(ep).values()))
+    grad = meta_grad(maml, ep)
+    direction = torch.randn(
+        grad.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    params = maml.meta_parameters()
+
+    def shift(t: float) -> None:
+        with torch.no_grad():
+            start = 0
+            for p in params:
+                p.add_(t * direction[start : start + p.numel()].view_as(p))
+                start += p.numel()
+
+    def loss_at(t: float) -> float:
+        shift(t)
+        try:
+            return float(maml.task_meta_loss(ep))
+        finally:
+            shift(-t)
+
+    # A small step: the inner gradient of a ReLU / max-pool network jumps where a unit
+    # switches, and so does the meta-loss (here within 1e-5 along this direction).
+    eps = 1e-7
+    numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert float(grad @ direction) == pytest.approx(numeric, rel=1e-6, abs=1e-9)

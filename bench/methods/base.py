@@ -47,6 +47,10 @@ class TaskSpec:
     # "support" (the task's support set) or "transductive" (the batch itself); see
     # bench.suite.NORMALIZATIONS.
     normalization: str = "support"
+    # How the method runs many tasks (the cell's resolved mode, bench.run.execution):
+    # "loop" one task per call, "batched" a chunk of tasks per call (meta batches too),
+    # "graph" batched with CUDA graph replay.
+    execution: str = "loop"
 
     @property
     def out_dim(self) -> int:

@@ -14,7 +14,8 @@ b_f starts high (f ~ 1) and b_i at logit(inner_lr), so the untrained optimiser i
 with the suite's inner learning rate. The optimiser's weights and the learner's initial
 parameters (theta_0, as in the paper) are meta-trained by Adam through the unrolled inner
 loop; as in both papers the gradients fed to the optimiser are treated as constants
-(no second derivatives). BatchNorm uses batch statistics, as for MAML.
+(no second derivatives). BatchNorm follows the suite's normalization rule, as for MAML.
+T tasks adapt at once: their coordinates form one LSTM batch of T * P rows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from bench.methods.base import METHODS, seeded
-from bench.methods.functional import Tensors, forward
+from bench.methods.functional import Tensors
 from bench.methods.maml import MAML, MAMLParams
 
 PREPROC_P = 10.0
@@ -76,27 +77,32 @@ class LSTMOptimizer(nn.Module):
         loss: torch.Tensor,
         state: tuple[torch.Tensor, ...],
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """theta, grad [n] (flat learner parameters), loss [] -> new theta [n], state."""
+        """T tasks' flat learner parameters theta, grad [T, P], their losses [T] -> new
+        theta [T, P], state (the LSTM runs over all T * P coordinates at once)."""
+        T, P = theta.shape
         h, c, i_prev, f_prev = state
-        inputs = torch.cat(
-            [preprocess(grad), preprocess(loss.reshape(1)).expand(len(grad), 2)], dim=1
-        )
+        loss_in = preprocess(loss).unsqueeze(1).expand(T, P, 2).reshape(T * P, 2)
+        inputs = torch.cat([preprocess(grad.reshape(-1)), loss_in], dim=1)
         h, c = self.cell(inputs, (h, c))
-        t = theta.unsqueeze(1)
+        t = theta.reshape(T * P, 1)
         i = torch.sigmoid(self.gate_i(torch.cat([h, t, i_prev], dim=1)))
         f = torch.sigmoid(self.gate_f(torch.cat([h, t, f_prev], dim=1)))
-        return (f * t - i * grad.unsqueeze(1)).squeeze(1), (h, c, i, f)
+        new = f * t - i * grad.reshape(T * P, 1)
+        return new.view(T, P), (h, c, i, f)
 
 
 def flatten(params: Tensors) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in params.values()])
+    """Stacked params {name: [T, ...]} -> [T, P]."""
+    return torch.cat([t.flatten(1) for t in params.values()], dim=1)
 
 
 def unflatten(flat: torch.Tensor, like: Tensors) -> Tensors:
+    """[T, P] -> {name: [T, ...]} shaped as `like`'s entries (views)."""
     out, start = {}, 0
     for n, t in like.items():
-        out[n] = flat[start : start + t.numel()].view_as(t)
-        start += t.numel()
+        size = t[0].numel()
+        out[n] = flat[:, start : start + size].view(t.shape[0], *t.shape[1:])
+        start += size
     return out
 
 
@@ -116,10 +122,20 @@ class LearnedOptimizer(MAML):
     def meta_parameters(self) -> list[nn.Parameter]:
         return [*self.net.parameters(), *self.optimizer.parameters()]
 
-    def adapt_params(
-        self, params: Tensors, x: torch.Tensor, y: torch.Tensor, steps: int, create_graph: bool
-    ) -> Tensors:
-        """Unrolled learned optimisation from `params` on the support set x, y.
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # The coordinate-wise LSTM holds ~(6 * hidden + 10) values per learner parameter,
+        # for every unrolled step when meta-training differentiates through them.
+        if phase == "predict":
+            return super().task_bytes(rows, phase)
+        n_params = sum(p.numel() for p in self.net.parameters())
+        steps = self.params.inner_steps + 1 if phase == "meta" else 1
+        return (
+            super().task_bytes(rows, phase) + n_params * (6 * self.params.hidden + 10) * 4 * steps
+        )
+
+    def adapt_params(self, params, x, y, steps, create_graph, stats=None) -> Tensors:
+        """Unrolled learned optimisation of T tasks from stacked `params` on their support
+        sets x [T, n, *x_shape], y.
 
         With `create_graph` (meta-training) the updates stay differentiable w.r.t. the
         optimiser's weights and theta_0; the learner's gradients are constants either way.
@@ -127,12 +143,16 @@ class LearnedOptimizer(MAML):
         theta = flatten(params)
         if not create_graph:
             theta = theta.detach()
-        state = self.optimizer.initial_state(len(theta), theta)
+        state = self.optimizer.initial_state(theta.numel(), theta)
         for _ in range(steps):
             if not create_graph:
                 theta = theta.detach().requires_grad_()
-            loss = self.loss(forward(self.net, unflatten(theta, params), x), y)
-            (grad,) = torch.autograd.grad(loss, theta)
+            losses = self.losses(self.apply(unflatten(theta, params), x), y)
+            (grad,) = torch.autograd.grad(losses.sum(), theta)
             with torch.set_grad_enabled(create_graph):
-                theta, state = self.optimizer(theta, grad, loss.detach(), state)
-        return unflatten(theta, params)
+                theta, state = self.optimizer(theta, grad, losses.detach(), state)
+        adapted = unflatten(theta, params)
+        if stats is not None and self.support_norm:
+            with torch.no_grad():
+                self.apply(adapted, x, stats)
+        return adapted

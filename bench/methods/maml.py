@@ -7,10 +7,14 @@
 - Meta-SGD (Li et al. 2017): a learned learning rate per parameter entry, meta-trained
   with the initialisation.
 
-The network is `classifier(task)` (backbone + linear head) with BatchNorm reduced to batch
-statistics (as in the MAML paper): support and query batches normalise themselves, and no
-call writes buffers. Meta-training draws a meta batch of episodes of the suite's shape
-(with `train_query` queries per class) and steps Adam on the mean query loss.
+The network is `classifier(task)` (backbone + linear head), always evaluated folded over
+T tasks (`folded_classifier`), one task being T = 1. BatchNorm has no running statistics;
+under the suite's `normalization = "support"` every task normalises with its support
+set's statistics under the current parameters, when adapting, predicting and in the
+meta-training query loss alike ("transductive": each batch with its own, as in the MAML
+paper). Meta-training draws a meta batch of episodes of the suite's shape (with
+`train_query` queries per class) and steps Adam on the mean query loss; the meta batch
+runs in chunks of the execution mode's size (one backward per chunk).
 """
 
 from __future__ import annotations
@@ -21,17 +25,28 @@ import functools
 import torch
 
 from bench.data.episodes import Episode, EpisodeSampler, Shape
-from bench.methods.backbones import classifier
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
+from bench.methods.backbones import classifier, folded_classifier
+from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
+from bench.methods.batched import (
+    State,
+    TaskBatched,
+    activation_bytes,
+    chunks,
+    slice_episode,
+    stack_episodes,
+)
 from bench.methods.functional import (
+    BatchStats,
     Tensors,
     batch_stats_only,
-    detached,
-    forward,
+    expanded,
+    has_batchnorm,
     inner_loop,
+    linear,
     sub,
+    task_leaves,
+    task_losses,
 )
-from bench.methods.scratch import task_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +66,7 @@ def train_episodes(train: EpisodeSampler, train_query: int) -> EpisodeSampler:
 
 
 @METHODS.register("maml")
-class MAML(Method):
+class MAML(TaskBatched):
     """MAML (Finn et al. 2017), second order; subclasses change what moves in the inner
     loop and how."""
 
@@ -62,7 +77,17 @@ class MAML(Method):
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
         self.net = seeded(seed, lambda: batch_stats_only(classifier(task)).to(device))
-        self.loss = functools.partial(task_loss, task)
+        self.losses = functools.partial(task_losses, task)
+        self.support_norm = task.normalization == "support" and has_batchnorm(self.net)
+        self.meta_optimizer: torch.optim.Optimizer | None = None
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The batched step's loss: the sum of the T tasks' mean losses."""
+        return self.losses(out, y).sum()
+
+    def apply(self, params, x, stats: BatchStats | None = None) -> torch.Tensor:
+        """The network on T tasks: params {name: [T, ...]}, x [T, n, ...] -> [T, n, out]."""
+        return folded_classifier(self.net, params, x, BatchStats() if stats is None else stats)
 
     # -- what is meta-learned, and the inner loop over it -----------------------------
     def meta_parameters(self) -> list[torch.nn.Parameter]:
@@ -79,11 +104,19 @@ class MAML(Method):
         return set(self.initial())
 
     def adapt_params(
-        self, params: Tensors, x: torch.Tensor, y: torch.Tensor, steps: int, create_graph: bool
+        self,
+        params: Tensors,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        steps: int,
+        create_graph: bool,
+        stats: BatchStats | None = None,
     ) -> Tensors:
-        """Inner loop from `params` on a support set x [n, *x_shape], y -> adapted params."""
-        return inner_loop(
-            self.net,
+        """Inner loop from stacked `params` on T support sets x [T, n, *x_shape], y ->
+        adapted params. Under "support", `stats` (if given) receives the support
+        statistics under the adapted parameters (what prediction normalises with)."""
+        adapted = inner_loop(
+            self.apply,
             params,
             x,
             y,
@@ -93,47 +126,96 @@ class MAML(Method):
             create_graph=create_graph,
             first_order=self.first_order,
         )
+        if stats is not None and self.support_norm:
+            with torch.no_grad():
+                self.apply(adapted, x, stats)
+        return adapted
 
-    def query_scores(self, params: Tensors, x: torch.Tensor) -> torch.Tensor:
-        return forward(self.net, params, x)
+    def query_scores(
+        self, params: Tensors, support_x: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        """Meta-training query outputs [T, n_q, out] of adapted params. Under "support"
+        one pass over [support; query] whose statistics come from the support rows: the
+        same normalisation as at test time, differentiable through the statistics."""
+        if not self.support_norm:
+            return self.apply(params, query_x)
+        n_s = support_x.shape[1]
+        rows = BatchStats(rows=n_s)
+        return self.apply(params, torch.cat([support_x, query_x], 1), rows)[:, n_s:]
 
-    # -- the three calls ---------------------------------------------------------------
-    def task_meta_loss(self, ep: Episode) -> torch.Tensor:
-        """Query loss after the training-time inner loop; differentiable w.r.t. the
-        meta-parameters."""
+    # -- meta-training ---------------------------------------------------------------
+    def meta_loss(self, batch: Episode) -> torch.Tensor:
+        """Sum over the T tasks of `batch` (tensors [T, ...]) of the query loss after the
+        training-time inner loop; differentiable w.r.t. the meta-parameters."""
+        T = batch.support_x.shape[0]
         adapted = self.adapt_params(
-            self.initial(), ep.support_x, ep.support_y, self.params.inner_steps, create_graph=True
+            expanded(self.initial(), T),
+            batch.support_x,
+            batch.support_y,
+            self.params.inner_steps,
+            create_graph=True,
         )
-        return self.loss(self.query_scores(adapted, ep.query_x), ep.query_y)
+        scores = self.query_scores(adapted, batch.support_x, batch.query_x)
+        return self.loss(scores, batch.query_y)
+
+    def task_meta_loss(self, ep: Episode) -> torch.Tensor:
+        """One task's meta-loss (an Episode of unstacked tensors)."""
+        return self.meta_loss(stack_episodes([ep]))
+
+    def meta_backward(self, batch: Episode) -> None:
+        """Gradients of the mean query loss over a stacked meta batch into the
+        meta-parameters' .grad: one backward per chunk of tasks (the execution mode's
+        size; a chunk's graph is freed at once)."""
+        B = batch.support_x.shape[0]
+        rows = batch.support_x.shape[1] + batch.query_x.shape[1]
+        for c in chunks(B, self.tasks_per_call(rows, "meta")):
+            (self.meta_loss(slice_episode(batch, c)) / B).backward()
+
+    def meta_step(self, batch: Episode, step: int) -> None:
+        """Meta step `step` (1-based) on a stacked meta batch: `meta_backward`, then one
+        Adam step (`meta_lr`)."""
+        if step == 1 or self.meta_optimizer is None:
+            self.meta_optimizer = torch.optim.Adam(self.meta_parameters(), lr=self.params.meta_lr)
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        self.meta_backward(batch)
+        self.meta_optimizer.step()
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
         episodes = train_episodes(train, p.train_query)
-        optimizer = torch.optim.Adam(self.meta_parameters(), lr=p.meta_lr)
         for step in range(1, p.meta_steps + 1):
-            optimizer.zero_grad(set_to_none=True)
-            for b in range(p.meta_batch):
-                # One backward per task frees its graph at once; gradients add up to
-                # the gradient of the mean loss.
-                (
-                    self.task_meta_loss(episodes.episode((step - 1) * p.meta_batch + b))
-                    / p.meta_batch
-                ).backward()
-            optimizer.step()
+            first = (step - 1) * p.meta_batch
+            batch = stack_episodes([episodes.episode(first + b) for b in range(p.meta_batch)])
+            self.meta_step(batch, step)
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
 
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Tensors:
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # Forward activations; test-time SGD keeps about one step's graph, second-order
+        # meta-training every inner step's graph and their double backward.
+        act = activation_bytes(self.net[0], self.task, rows)
+        if phase == "predict":
+            return act / 2
+        return 2 * act * ((self.params.inner_steps + 1) if phase == "meta" else 1)
+
+    # -- deployment --------------------------------------------------------------------
+    def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
+        T = support_x.shape[0]
+        stats = BatchStats(record=True)
         with torch.enable_grad():
-            start = detached(self.initial(), self.inner_names())
+            start = task_leaves(self.initial(), T, self.inner_names())
             adapted = self.adapt_params(
-                start, support_x, support_y, self.params.test_inner_steps, create_graph=False
+                start, support_x, support_y, self.params.test_inner_steps, False, stats
             )
-        return {n: t.detach() for n, t in adapted.items()}
+        state = {n: adapted[n].detach() for n in self.inner_names()}
+        return {**state, **{k: v.detach() for k, v in stats.state().items()}}
 
     @torch.no_grad()
-    def predict(self, adapted: Tensors, query_x: torch.Tensor) -> torch.Tensor:
-        return self.query_scores(adapted, query_x)
+    def predict_tasks(self, state: State, query_x: torch.Tensor) -> torch.Tensor:
+        T = query_x.shape[0]
+        params = {**expanded(self.initial(), T), **state}
+        stats = BatchStats.from_state(state) if self.support_norm else BatchStats()
+        return self.apply(params, query_x, stats)
 
 
 @METHODS.register("fomaml")
@@ -152,7 +234,8 @@ class ANILParams(MAMLParams):
 
 @METHODS.register("anil")
 class ANIL(MAML):
-    """Almost No Inner Loop: the inner loop adapts the head (net[1]) on body features."""
+    """Almost No Inner Loop: the inner loop adapts the head (net[1]) on body features,
+    computed once per task (with the support statistics, which the head does not move)."""
 
     name = "anil"
     Params = ANILParams
@@ -160,11 +243,10 @@ class ANIL(MAML):
     def inner_names(self) -> set[str]:
         return {n for n in self.initial() if n.startswith("1.")}
 
-    def adapt_params(self, params, x, y, steps, create_graph):
-        features = forward(self.net[0], sub(params, "0."), x)
-        head = inner_loop(
-            self.net[1],
-            sub(params, "1."),
+    def head_loop(self, head: Tensors, features, y, steps: int, create_graph: bool) -> Tensors:
+        return inner_loop(
+            lambda h, f: linear(f, h["weight"], h["bias"]),
+            head,
             features,
             y,
             self.loss,
@@ -172,6 +254,30 @@ class ANIL(MAML):
             self.inner_lrs(detach=not create_graph),
             create_graph=create_graph,
         )
+
+    def meta_loss(self, batch: Episode) -> torch.Tensor:
+        # One body pass over [support; query] (support statistics under "support") gives
+        # both feature sets; the head adapts on the first and is scored on the second.
+        theta = expanded(self.initial(), batch.support_x.shape[0])
+        body, n_s = sub(theta, "0."), batch.support_x.shape[1]
+        if self.support_norm:
+            x = torch.cat([batch.support_x, batch.query_x], 1)
+            features = self.net[0].folded(body, x, BatchStats(rows=n_s))
+            support, query = features[:, :n_s], features[:, n_s:]
+        else:
+            support = self.net[0].folded(body, batch.support_x, BatchStats())
+            query = self.net[0].folded(body, batch.query_x, BatchStats())
+        head = self.head_loop(
+            sub(theta, "1."), support, batch.support_y, self.params.inner_steps, True
+        )
+        return self.loss(linear(query, head["weight"], head["bias"]), batch.query_y)
+
+    def adapt_params(self, params, x, y, steps, create_graph, stats=None):
+        # The body's statistics are the support's under the body's parameters, which
+        # the inner loop leaves alone: the features pass records them.
+        record = stats if stats is not None and self.support_norm else BatchStats()
+        features = self.net[0].folded(sub(params, "0."), x, record)
+        head = self.head_loop(sub(params, "1."), features, y, steps, create_graph)
         return {**params, **{f"1.{k}": v for k, v in head.items()}}
 
 
@@ -195,6 +301,7 @@ class MetaSGD(MAML):
         return [*self.net.parameters(), *self.lrs.parameters()]
 
     def inner_lrs(self, detach: bool) -> Tensors:
+        # [*shape] rates broadcast over the tasks' [T, *shape] parameters
         return {
             n: (self.lrs[key(n)].detach() if detach else self.lrs[key(n)])
             for n, _ in self.net.named_parameters()

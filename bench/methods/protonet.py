@@ -1,7 +1,8 @@
 """Prototypical Networks (Snell et al. 2017): classify by distance to class-mean embeddings.
 
 Episodic meta-training on larger episodes than the test shape (the paper trains Omniglot
-with 60-way episodes); at test time BatchNorm uses its running statistics (eval mode).
+with 60-way episodes); at test time BatchNorm uses its running statistics (eval mode), so
+every query's prediction is its own, and T tasks share one encoder pass.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 
 from bench.data.episodes import EpisodeSampler, Shape
 from bench.methods.backbones import backbone_for
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
+from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
+from bench.methods.batched import State, TaskBatched, activation_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,20 +30,25 @@ class ProtoNetParams(Params):
 
 
 def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Class means: features [n, d], labels [n] in 0..n_way-1 -> [n_way, d]."""
-    sums = torch.zeros(n_way, features.shape[1], device=features.device, dtype=features.dtype)
-    sums.index_add_(0, labels, features)
-    counts = torch.bincount(labels, minlength=n_way).clamp_min(1).unsqueeze(1)
-    return sums / counts
+    """Class means of T tasks: features [T, n, d], labels [T, n] in 0..n_way-1 ->
+    [T, n_way, d] (one index_add over the tasks' classes offset by t * n_way)."""
+    T, n, d = features.shape
+    flat = (labels + n_way * torch.arange(T, device=labels.device).unsqueeze(1)).reshape(-1)
+    sums = features.new_zeros(T * n_way, d).index_add_(0, flat, features.reshape(T * n, d))
+    # counts by index_add, not bincount: bincount reads its input's maximum back to the
+    # host, which a CUDA graph capture forbids
+    ones = features.new_ones(T * n, 1)
+    counts = features.new_zeros(T * n_way, 1).index_add_(0, flat, ones).clamp_min(1)
+    return (sums / counts).view(T, n_way, d)
 
 
 def logits(features: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
-    """Negative squared Euclidean distance: [n, d], [n_way, d] -> [n, n_way]."""
+    """Negative squared Euclidean distance: [T, n, d], [T, n_way, d] -> [T, n, n_way]."""
     return -torch.cdist(features, protos).pow(2)
 
 
 @METHODS.register("protonet")
-class ProtoNet(Method):
+class ProtoNet(TaskBatched):
     """Prototypical Networks (Snell et al. 2017): nearest class-mean embedding."""
 
     name = "protonet"
@@ -67,9 +74,8 @@ class ProtoNet(Method):
             ep = episodes.episode(step - 1)
             features = self.encoder(torch.cat([ep.support_x, ep.query_x]))
             support, query = features[: len(ep.support_y)], features[len(ep.support_y) :]
-            loss = F.cross_entropy(
-                logits(query, prototypes(support, ep.support_y, p.train_way)), ep.query_y
-            )
+            protos = prototypes(support[None], ep.support_y[None], p.train_way)
+            loss = F.cross_entropy(logits(query[None], protos)[0], ep.query_y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -79,11 +85,18 @@ class ProtoNet(Method):
                 checkpoint(step)
 
     @torch.no_grad()
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode encoder (per-sample BatchNorm with running statistics, so tasks fold
+        into the batch exactly): x [T, n, ...] -> [T, n, d]."""
         self.encoder.eval()
-        return prototypes(self.encoder(support_x), support_y, self.task.n_way)
+        return self.encoder(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    def task_bytes(self, rows: int, phase: str) -> float:
+        return activation_bytes(self.encoder, self.task, rows) / 2  # no gradients kept
+
+    def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
+        return {"prototypes": prototypes(self.embed(support_x), support_y, self.task.n_way)}
 
     @torch.no_grad()
-    def predict(self, adapted: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
-        self.encoder.eval()
-        return logits(self.encoder(query_x), adapted)
+    def predict_tasks(self, state: State, query_x: torch.Tensor) -> torch.Tensor:
+        return logits(self.embed(query_x), state["prototypes"])

@@ -1,22 +1,34 @@
 """From scratch: a freshly initialised network per test task, trained on its support set.
 
 No meta-training. Every task starts from the same random initialisation (drawn once from
-the cell's seed), so results do not depend on the order in which tasks are served.
-BatchNorm uses batch statistics when predicting, as the MAML-family methods do.
+the cell's seed), so results do not depend on the order in which tasks are served. T
+tasks train at once: their parameters are stacked leaves [T, ...] of one optimizer
+stepping on the sum of the tasks' losses, which is T independent optimizers (Adam and
+SGD act entry by entry; each task's entries get only its own loss's gradient; the step
+count is shared and equal). BatchNorm follows the suite's normalization rule, as for
+MAML: with "support", queries are normalised with the support set's statistics under the
+trained parameters.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
+from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from bench.methods.backbones import classifier
-from bench.methods.base import METHODS, Method, Params, TaskSpec, seeded
+from bench.methods.backbones import classifier, folded_classifier
+from bench.methods.base import METHODS, Params, seeded
+from bench.methods.batched import State, TaskBatched, activation_bytes
+from bench.methods.functional import (
+    BatchStats,
+    batch_stats_only,
+    has_batchnorm,
+    task_leaves,
+    task_losses,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,20 +38,18 @@ class ScratchParams(Params):
     optimizer: str = "adam"
 
 
-def task_loss(task: TaskSpec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for classification, MSE for regression."""
-    if task.kind == "classification":
-        return F.cross_entropy(out, y)
-    return F.mse_loss(out, y)
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    return optimizers[name](params, lr=lr)
+def make_optimizer(
+    name: str, params: Iterable[torch.Tensor], lr: float, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """Adam or plain SGD; `capturable` (Adam) keeps the step count on the device, as a
+    CUDA graph capture needs."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, capturable=capturable)
+    return torch.optim.SGD(params, lr=lr)
 
 
 @METHODS.register("scratch")
-class Scratch(Method):
+class Scratch(TaskBatched):
     """From scratch: a fresh network per task, trained on its support set only."""
 
     name = "scratch"
@@ -48,18 +58,40 @@ class Scratch(Method):
 
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
-        self.template = seeded(seed, lambda: classifier(task).to(device))
+        self.template = seeded(seed, lambda: batch_stats_only(classifier(task)).to(device))
+        self.losses = functools.partial(task_losses, task)
+        self.support_norm = task.normalization == "support" and has_batchnorm(self.template)
 
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> nn.Module:
-        net = copy.deepcopy(self.template).train()
-        optimizer = make_optimizer(self.params.optimizer, net.parameters(), self.params.lr)
-        for _ in range(self.params.steps):
-            loss = task_loss(self.task, net(support_x), support_y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return net
+    def apply(self, params, x, stats: BatchStats) -> torch.Tensor:
+        return folded_classifier(self.template, params, x, stats)
+
+    def task_bytes(self, rows: int, phase: str) -> float:
+        # Per task: parameters (+ gradients and Adam's two moments while adapting).
+        n_params = sum(p.numel() * p.element_size() for p in self.template.parameters())
+        act = activation_bytes(self.template[0], self.task, rows)
+        return act / 2 + n_params if phase == "predict" else 2 * act + 4 * n_params
+
+    def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
+        p = self.params
+        leaves = task_leaves(dict(self.template.named_parameters()), len(support_x), copy=True)
+        optimizer = make_optimizer(
+            p.optimizer, leaves.values(), p.lr, capturable=self.graphs is not None
+        )
+        with torch.enable_grad():
+            for _ in range(p.steps):
+                loss = self.losses(self.apply(leaves, support_x, BatchStats()), support_y).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        state = {n: t.detach() for n, t in leaves.items()}
+        if self.support_norm:
+            stats = BatchStats(record=True)
+            with torch.no_grad():
+                self.apply(state, support_x, stats)
+            state.update(stats.state())
+        return state
 
     @torch.no_grad()
-    def predict(self, adapted: nn.Module, query_x: torch.Tensor) -> torch.Tensor:
-        return adapted.train()(query_x)
+    def predict_tasks(self, state: State, query_x: torch.Tensor) -> torch.Tensor:
+        stats = BatchStats.from_state(state) if self.support_norm else BatchStats()
+        return self.apply(state, query_x, stats)

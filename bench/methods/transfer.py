@@ -21,8 +21,9 @@ from torch import nn
 
 from bench.data.episodes import EpisodeSampler, stable_int
 from bench.methods.backbones import backbone_for
-from bench.methods.base import METHODS, CheckpointFn, Method, Params, seeded, should_checkpoint
-from bench.methods.scratch import task_loss
+from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
+from bench.methods.batched import State, TaskBatched, activation_bytes
+from bench.methods.functional import Tensors, linear, task_leaves, task_loss, task_losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ClassBatches:
 
 
 @METHODS.register("transfer")
-class Transfer(Method):
+class Transfer(TaskBatched):
     """Transfer (Chen et al. 2019): supervised pretraining, then a new head per task."""
 
     name = "transfer"
@@ -98,6 +99,11 @@ class Transfer(Method):
         super().__init__(task, params, device, seed)
         self.body = seeded(seed, lambda: backbone_for(task).to(device))
         self.loss = functools.partial(task_loss, task)
+        self.losses = functools.partial(task_losses, task)
+        self.start_head = seeded(  # every task's head starts from this one
+            seed + 2,
+            lambda: make_head(params.head, self.body.out_features, task.out_dim, params.scale),
+        ).to(device)
 
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
@@ -144,25 +150,37 @@ class Transfer(Method):
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen backbone (eval mode: per-sample BatchNorm with the running
+        statistics, so tasks fold into the batch exactly): x [T, n, ...] -> [T, n, d]."""
         self.body.eval()
-        return self.body(x)
+        return self.body(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> nn.Module:
+    def head_scores(self, head: Tensors, features: torch.Tensor) -> torch.Tensor:
+        """T heads at once: weight [T, out, d] (+ bias [T, out]), features [T, n, d]."""
+        if self.params.head == "cosine":
+            w = F.normalize(head["weight"], dim=2)
+            return self.params.scale * torch.bmm(F.normalize(features, dim=2), w.transpose(1, 2))
+        return linear(features, head["weight"], head["bias"])
+
+    def task_bytes(self, rows: int, phase: str) -> float:
+        return activation_bytes(self.body, self.task, rows) / 2  # no gradients kept
+
+    def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
         p = self.params
         feats = self.features(support_x)  # the frozen backbone runs once per task
-        head = seeded(  # every task starts from the same head
-            self.seed + 2,
-            lambda: make_head(p.head, feats.shape[1], self.task.out_dim, p.scale).to(self.device),
+        start = dict(self.start_head.named_parameters())
+        head = task_leaves(start, len(support_x), copy=True)
+        optimizer = torch.optim.Adam(
+            head.values(), lr=p.head_lr, capturable=self.graphs is not None
         )
-        optimizer = torch.optim.Adam(head.parameters(), lr=p.head_lr)
         with torch.enable_grad():
             for _ in range(p.steps):
-                loss = self.loss(head(feats), support_y)
+                loss = self.losses(self.head_scores(head, feats), support_y).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        return head
+        return {n: t.detach() for n, t in head.items()}
 
     @torch.no_grad()
-    def predict(self, adapted: nn.Module, query_x: torch.Tensor) -> torch.Tensor:
-        return adapted(self.features(query_x))
+    def predict_tasks(self, state: State, query_x: torch.Tensor) -> torch.Tensor:
+        return self.head_scores(state, self.features(query_x))

@@ -97,7 +97,7 @@ def expand_grid(
             else f"{suite.path}: key 'profiles.{suite.profile}.execution'"
         )
         for method in chosen:
-            mode = resolve_execution(requested, device, method, where)
+            mode = resolve_execution(requested, device, method, where, suite.dataset)
             for seed in seeds if seeds is not None else suite.seeds:
                 cells.append(Cell(suite, method, seed, device, threads, mode))
     return cells

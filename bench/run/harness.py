@@ -117,6 +117,7 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
         getattr(source, "backbone", "auto"),
         suite.precision,
         suite.normalization,
+        cell.execution,
     )
     config = suite.method(cell.method)
     method = METHODS.get(cell.method)(task, config.params, torch.device(cell.device), cell.seed)
