@@ -113,7 +113,9 @@ def test_batch_scenario_runs_only_when_execution_batches() -> None:
 
 def test_a_batch_scenario_that_disagrees_is_flagged(monkeypatch) -> None:
     def predict_many(self, adapted, query_x):
-        out = torch.stack([self.predict(s, x) for s, x in zip(adapted, query_x, strict=True)])
+        out = torch.stack(
+            [self.predict(self.task_state(adapted, t), x) for t, x in enumerate(query_x)]
+        )
         return out + 1.0  # every prediction off by one: every MSE changes
 
     monkeypatch.setattr(Scratch, "predict_many", predict_many)
