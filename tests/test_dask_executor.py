@@ -253,6 +253,8 @@ def kill_worker_once(marker: Path, label: str, cell: Cell, meter_factory, *args)
 
 
 class KillingMeter:
+    min_window_s = 0.0
+
     def __init__(self, factory) -> None:
         self.inner = factory()
 

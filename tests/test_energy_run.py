@@ -141,3 +141,22 @@ def test_smoke_run_without_network_stores_labelled_energy(monkeypatch, tmp_path)
     assert (samples.groupby("cell_key").size() <= 5000).all()
     c = ledger.table("carbon").iloc[0]
     assert (c["intensity_g_per_kwh"], c["source"], c["pue"]) == (300.0, "override", 1.1)
+
+
+def test_min_window_is_the_slowest_sources():
+    """The harness repeats a pure pass until a window lasts the meter's minimum: NVML's
+    counter needs ten of its ~0.1 s updates, RAPL ten of its ~1 ms ones, a model none."""
+    from bench.energy.composite import CompositeMeter
+    from bench.energy.estimate import CodecarbonSource
+    from bench.energy.nvml import NvmlSource
+    from bench.energy.rapl import RaplSource
+
+    def meter(*classes):
+        m = CompositeMeter([], sample_hz=0)
+        m.sources = [type("S", (), {"min_window_s": c.min_window_s})() for c in classes]
+        return m
+
+    assert meter().min_window_s == 0.0
+    assert meter(CodecarbonSource).min_window_s == 0.0
+    assert meter(CodecarbonSource, RaplSource).min_window_s == 0.01
+    assert meter(CodecarbonSource, RaplSource, NvmlSource).min_window_s == 1.0

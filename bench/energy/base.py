@@ -117,6 +117,8 @@ class Window:
 
 
 class Meter(Protocol):
+    min_window_s: float  # shortest window the meter resolves (s)
+
     def begin(self, name: str) -> Window: ...
 
     def end(self, window: Window) -> Measurement: ...
@@ -136,6 +138,7 @@ class MeterBase:
     windows; tests replace it with a fake clock shared with fake hardware."""
 
     clock: Callable[[], float] = staticmethod(time.perf_counter)
+    min_window_s: float = 0.0  # time resolves any window; meters of energy say more
 
     def begin(self, name: str) -> Window:
         sync_device()

@@ -82,6 +82,7 @@ class Source(Protocol):
     name: str
     components: tuple[str, ...]
     sample_period_s: float
+    min_window_s: float  # shortest window the source resolves (s)
 
     def sample(self, t_s: float) -> list[TraceSample]: ...
 
@@ -201,6 +202,12 @@ class CompositeMeter(MeterBase):
             )
         parts.append(Part({}, {}, {}, (), load_details(window.state[USAGE], self._usage())))
         return merge(window, seconds, parts)
+
+    @property
+    def min_window_s(self) -> float:
+        """The shortest window every source resolves (s); the harness repeats a shorter
+        pure pass inside its window until the window lasts this long."""
+        return max((s.min_window_s for s in self.sources), default=0.0)
 
     def info(self) -> list[MeterInfo]:
         """Inventory rows of the sources in use and of those that were unavailable."""

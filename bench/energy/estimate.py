@@ -135,6 +135,7 @@ class CodecarbonSource:
     """Estimated CPU (`cpu:all`) and/or RAM (`dram:all`) energy of this process."""
 
     name = "codecarbon"
+    min_window_s = 0.0  # a model of power x time: any window's estimate is as good
 
     def __init__(
         self,

@@ -75,6 +75,8 @@ class NvmlSource:
     """NVML energy for the given torch CUDA device indices."""
 
     name = "nvml"
+    # Ten counter updates: one update's worth of quantization is then <= 10% of a window.
+    min_window_s = 10 * COUNTER_PERIOD_S
 
     def __init__(self, device: str, sample_period_s: float = 0.0) -> None:
         self.nv = nv = nvml_module()

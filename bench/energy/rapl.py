@@ -143,6 +143,8 @@ class RaplSource:
     """RAPL energy of every CPU package and its DRAM; split by CPU time when `attribute`."""
 
     name = "rapl"
+    # The counters update about every millisecond: ten updates per window.
+    min_window_s = 0.01
 
     def __init__(
         self,

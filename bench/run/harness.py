@@ -155,9 +155,9 @@ class CellRunner:
             cell, self.samplers["test"].fingerprint(self.suite.n_test_episodes)
         )
         self._counts: dict[str, int] = {}
-        # Shortest deploy window the meter can resolve (NVML's counter updates every
-        # 20-100 ms); a time-only meter resolves any window.
-        self.min_window_s = getattr(meter, "min_window_s", 0.0)
+        # Shortest deploy window the meter resolves (NVML's counter updates every 20-100
+        # ms); a time-only meter resolves any window.
+        self.min_window_s = meter.min_window_s
         self._meta = {"seconds": 0.0, "joules": 0.0, "measured": True, "step": 0}
 
     def record(
