@@ -6,16 +6,19 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import MetabenchError
-from bench.run.execution import BACKBONES, MEASURED_DEFAULTS, resolve_execution
+from bench.run.execution import BACKBONES, CPU_DEFAULTS, resolve_execution
 from bench.run.grid import expand_grid
 from bench.suite import load_suite
 
 
 def test_auto_takes_the_measured_default() -> None:
-    for (kind, backbone, method), mode in MEASURED_DEFAULTS.items():
+    for (backbone, method), mode in CPU_DEFAULTS.items():
         dataset = next(d for d, b in BACKBONES.items() if b == backbone)
-        assert resolve_execution("auto", f"{kind}:0", method, "k", dataset) == mode
+        assert resolve_execution("auto", "cpu", method, "k", dataset) == mode
+    assert resolve_execution("auto", "cpu", "maml", "k", "omniglot") == "loop"  # measured slower
     assert resolve_execution("auto", "cpu", "maml", "k", "a-user-dataset") == "loop"
+    assert resolve_execution("auto", "cuda:0", "maml", "k", "omniglot") == "batched"
+    assert resolve_execution("auto", "cuda", "my-method", "k", "a-user-dataset") == "batched"
     assert resolve_execution("batched", "cpu", "maml", "k", "omniglot") == "batched"
 
 
@@ -30,5 +33,5 @@ def test_graph_needs_cuda_and_modes_are_checked() -> None:
 def test_cells_resolve_by_their_suites_dataset() -> None:
     suites = [load_suite("omniglot-5w1s", "standard"), load_suite("sinusoid-5shot", "standard")]
     for cell in expand_grid(suites, ["maml"], [0], "cpu"):
-        expected = MEASURED_DEFAULTS.get(("cpu", BACKBONES[cell.suite.dataset], "maml"), "loop")
+        expected = CPU_DEFAULTS.get((BACKBONES[cell.suite.dataset], "maml"), "loop")
         assert cell.execution == expected

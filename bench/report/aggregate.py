@@ -41,10 +41,8 @@ from bench.stats import ci95, t_ci95
 __all__ = [
     "N_LABELS",
     "LedgerTables",
-    "efficiency_column",
     "enrich_windows",
     "fingerprint_conflicts",
-    "headline",
     "learning_curves",
     "results_table",
     "summary_table",
@@ -78,10 +76,6 @@ def amortized(
         out[f"accuracy_per_kj_{label}"] = np.nan if lower_better else eff
         out[f"inv_mse_per_kj_{label}"] = eff if lower_better else np.nan
     return out
-
-
-def efficiency_column(lower_better: bool, label: str) -> str:
-    return f"{'inv_mse' if lower_better else 'accuracy'}_per_kj_{label}"
 
 
 def learning_curves(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
@@ -290,54 +284,3 @@ def _curves_of(curves: pd.DataFrame, r: dict) -> pd.DataFrame:
     for k in ROW_KEYS:
         mine = mine[mine[k] == r[k]]
     return mine
-
-
-# --------------------------------------------------------------------------- headline
-
-
-def n_text(label: str, n_test: int) -> str:
-    return {"n1": "N=1", "ntest": f"N={n_test}", "n10000": "N=10,000", "ninf": "N=∞"}[label]
-
-
-def headline(summary: pd.DataFrame, conflicts: pd.DataFrame) -> pd.DataFrame:
-    """One sentence per suite: the most energy-efficient method at each N."""
-    rows = []
-    reasons = conflicts.groupby("suite")["reason"].apply("; ".join).to_dict()
-    for suite, s in summary.groupby("suite", sort=True):
-        lower = bool(s["lower_is_better"].iloc[0])
-        n_test = int(s["n_test"].iloc[0])
-        if suite in reasons:
-            text = f"{suite}: methods not compared — {reasons[suite]}."
-        elif not s["energy_measured"].any():
-            best = s.sort_values("score_mean", ascending=lower).iloc[0]
-            text = (
-                f"{suite}: energy was not measured (time only), so no method is ranked by "
-                f"energy; best {best['score_name']} is {best['method']} "
-                f"({best['score_mean']:.4g})."
-            )
-        else:
-            text = _best_sentence(suite, s, lower, n_test)
-        rows.append({"suite": suite, "sentence": text})
-    return pd.DataFrame(rows, columns=["suite", "sentence"])
-
-
-def _best_sentence(suite: str, s: pd.DataFrame, lower: bool, n_test: int) -> str:
-    unit = "1/MSE per kJ" if lower else "accuracy per kJ"
-    parts: list[tuple[str, list[str]]] = []
-    for label in N_LABELS:
-        col = efficiency_column(lower, label)
-        ranked = s.dropna(subset=[col]).sort_values(col, ascending=False)
-        if ranked.empty:
-            continue
-        best = ranked.iloc[0]
-        mark = " (estimated)" if best["estimated"] else ""
-        piece = f"{n_text(label, n_test)} ({best[col]:.3g} {unit}{mark})"
-        # transductive rows are marked wherever they are ranked against inductive ones
-        mixed = s["transductive"].nunique() > 1
-        name = best["method"] + (" (transductive)" if mixed and best["transductive"] else "")
-        if parts and parts[-1][0] == name:
-            parts[-1][1].append(piece)
-        else:
-            parts.append((name, [piece]))
-    clauses = [f"{m} at {', '.join(p)}" for m, p in parts]
-    return f"{suite}: most energy-efficient is " + "; ".join(clauses) + "."

@@ -41,26 +41,12 @@ CPU_BATCHED = {
     "mlp": ("scratch", "maml", "fomaml", "reptile", "anil", "metasgd", "learned_opt", "transfer"),
     "text": ("protonet", "scratch", "maml", "fomaml", "reptile", "anil", "metasgd", "transfer"),
 }
-# CUDA: batched everywhere (kernel launches, not arithmetic, set the time of these
-# networks), pending the device check of scripts/gpu_check.sh (docs/gpu-validation.md).
-MEASURED_DEFAULTS: dict[tuple[str, str, str], str] = {
-    **{("cpu", bb, m): "batched" for bb, methods in CPU_BATCHED.items() for m in methods},
-    **{
-        ("cuda", bb, m): "batched"
-        for bb in set(BACKBONES.values())
-        for m in (
-            "protonet",
-            "scratch",
-            "maml",
-            "fomaml",
-            "reptile",
-            "anil",
-            "metasgd",
-            "learned_opt",
-            "transfer",
-        )
-    },
+CPU_DEFAULTS: dict[tuple[str, str], str] = {
+    (bb, m): "batched" for bb, methods in CPU_BATCHED.items() for m in methods
 }
+# CUDA: batched for every method (kernel launches, not arithmetic, set the time of these
+# networks), pending the device check of scripts/gpu_check.sh (docs/gpu-validation.md).
+CUDA_DEFAULT = "batched"
 
 
 def resolve_execution(
@@ -79,6 +65,8 @@ def resolve_execution(
         raise MetabenchError(
             f"{where}: 'graph' (CUDA graph replay) needs --device cuda, found device {device!r}"
         )
-    if requested == "auto":
-        return MEASURED_DEFAULTS.get((kind, BACKBONES.get(dataset, ""), method), "loop")
-    return requested
+    if requested != "auto":
+        return requested
+    if kind == "cuda":
+        return CUDA_DEFAULT
+    return CPU_DEFAULTS.get((BACKBONES.get(dataset, ""), method), "loop")
