@@ -145,7 +145,8 @@ def test_smoke_run_without_network_stores_labelled_energy(monkeypatch, tmp_path)
 
 def test_min_window_is_the_slowest_sources():
     """The harness repeats a pure pass until a window lasts the meter's minimum: NVML's
-    counter needs ten of its ~0.1 s updates, RAPL ten of its ~1 ms ones, a model none."""
+    counter needs ten of its ~0.1 s updates, RAPL ten of its ~1 ms ones, a model attributed
+    by CPU time twenty of the CPU-time counters' 10 ms ticks."""
     from bench.energy.composite import CompositeMeter
     from bench.energy.estimate import CodecarbonSource
     from bench.energy.nvml import NvmlSource
@@ -157,6 +158,6 @@ def test_min_window_is_the_slowest_sources():
         return m
 
     assert meter().min_window_s == 0.0
-    assert meter(CodecarbonSource).min_window_s == 0.0
-    assert meter(CodecarbonSource, RaplSource).min_window_s == 0.01
+    assert meter(CodecarbonSource).min_window_s == 0.2
+    assert meter(RaplSource).min_window_s == RaplSource.COUNTER_WINDOW_S == 0.01
     assert meter(CodecarbonSource, RaplSource, NvmlSource).min_window_s == 1.0

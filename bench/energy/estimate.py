@@ -135,7 +135,9 @@ class CodecarbonSource:
     """Estimated CPU (`cpu:all`) and/or RAM (`dram:all`) energy of this process."""
 
     name = "codecarbon"
-    min_window_s = 0.0  # a model of power x time: any window's estimate is as good
+    # The process's CPU share comes from CPU-time counters that tick every 10 ms: twenty
+    # ticks per window keep a share's quantization under 5%.
+    min_window_s = 0.2
 
     def __init__(
         self,

@@ -144,7 +144,10 @@ class RaplSource:
 
     name = "rapl"
     # The counters update about every millisecond: ten updates per window.
-    min_window_s = 0.01
+    # The counters update about every millisecond: ten updates per window. Split by CPU
+    # time (`attribute`), a window needs the CPU-time counters' twenty 10 ms ticks.
+    COUNTER_WINDOW_S, ATTRIBUTED_WINDOW_S = 0.01, 0.2
+    min_window_s = COUNTER_WINDOW_S
 
     def __init__(
         self,
@@ -175,6 +178,7 @@ class RaplSource:
         self.components = tuple(d.component for d in self.domains)
         self.sample_period_s = sample_period_s
         self.attribute = attribute
+        self.min_window_s = self.ATTRIBUTED_WINDOW_S if attribute else self.COUNTER_WINDOW_S
         self.shares = ShareTracker(usage) if attribute else None
 
     def sample(self, t_s: float) -> list[TraceSample]:

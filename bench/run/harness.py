@@ -22,7 +22,6 @@ Phases (docs/protocol.md):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import time
@@ -38,16 +37,7 @@ from bench.data.episodes import EpisodeSampler
 from bench.energy.base import Measurement, Meter, is_bad
 from bench.energy.trace import Span, TraceRow, trace_rows
 from bench.methods import METHODS, Method, TaskSpec
-from bench.run.deploy import (
-    BATCH,
-    MAX_CHUNK,
-    STREAM,
-    BatchPasses,
-    Stacked,
-    StreamPasses,
-    chunks,
-    repeated,
-)
+from bench.run.deploy import BatchPasses, DeployPhase, Stacked, StreamPasses
 from bench.run.grid import Cell
 from bench.stats import ci95
 from bench.suite import Suite
@@ -124,13 +114,6 @@ def build(cell: Cell, data_root: Path) -> tuple[Method, dict[str, EpisodeSampler
     return method, samplers
 
 
-def same_score(a: float, b: float) -> bool:
-    """Two scores of one episode agree: equal up to float32 rounding (an MSE computed by
-    grouped and ungrouped kernels differs in its last bits; an accuracy changes in steps of
-    one query, 1 / n_query or more, which this never hides)."""
-    return abs(a - b) <= 1e-6 + 1e-4 * abs(b)
-
-
 def episode_score(suite: Suite, scores: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy (classification) or mean squared error (regression) on one query set."""
     if suite.task == "classification":
@@ -192,12 +175,16 @@ class CellRunner:
 
     def warm_up_first(self) -> None:
         """Before the cell's first metered window, one throwaway adaptation and prediction
-        of a validation episode in a `setup` window: a process's first calls (allocator,
-        kernel selection, lazy imports) are not billed to the first cell of a grid."""
-        ep = self.samplers["val"].episode(0)
+        in the shape validation will use (one episode per call under `loop`, all
+        validation episodes at once otherwise) in a `setup` window: a process's first calls
+        (allocator, kernel selection, lazy imports, any capture) are not billed to the
+        first cell of a grid, nor to meta-training."""
+        sampler = self.samplers["val"]
+        n = 1 if self.cell.execution == "loop" else self.suite.n_val_episodes
+        s = Stacked.of([sampler.episode(i) for i in range(n)])
         with self.meter.window("setup") as w:
-            self.method.warm_up(ep.support_x[None], ep.support_y[None], ep.query_x[None])
-        self.record("setup", 1, 0, w.measurement)
+            self.method.warm_up(s.support_x, s.support_y, s.query_x)
+        self.record("setup", n, 0, w.measurement)
 
     def meta_train(self) -> None:
         steps = self.method.meta_steps
@@ -251,76 +238,20 @@ class CellRunner:
         )
 
     def deploy(self) -> None:
-        """Test episodes in equal chunks; per chunk the stream scenario (and the batch
-        scenario when the execution mode batches), each an adapt then a predict window."""
-        sampler, n = self.samplers["test"], self.suite.n_test_episodes
-        scenarios = [STREAM] if self.cell.execution == "loop" else [STREAM, BATCH]
-        cap = min(MAX_CHUNK, getattr(self.method, "max_tasks_per_call", MAX_CHUNK))
-        parts = chunks(n, cap)
-        for chunk in parts:
-            keys = [sampler.key(i) for i in chunk]
-            episodes = [sampler.materialize(k) for k in keys]
-            stacked = Stacked.of(episodes) if BATCH in scenarios else None
-            if chunk is parts[0]:
-                self.warm_up(episodes, stacked)
-            stream = StreamPasses(self.method, episodes)
-            outputs = self.serve(STREAM, stream)
-            scores = [episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
-            if stacked is not None:
-                batch = self.serve(BATCH, BatchPasses(self.method, stacked))
-                self.check_same_scores(scores, batch, episodes)
-            self.result.episode_scores += scores
-            self.extra_scores(chunk, keys, stream.states)
-            self.tick(len(chunk))
-
-    def warm_up(self, episodes: list, stacked: Stacked | None) -> None:
-        """A throwaway adaptation and prediction (stream shape, then batch shape) inside a
-        `setup` window before the first deploy window: lazy initialisation, allocator
-        growth and any capture are not billed to E_deploy."""
-        with self.meter.window("setup") as w:
-            first = episodes[0]
-            self.method.warm_up(first.support_x[None], first.support_y[None], first.query_x[None])
-            if stacked is not None:
-                self.method.warm_up(stacked.support_x, stacked.support_y, stacked.query_x)
-        self.record("setup", 1 + len(episodes) * (stacked is not None), 0, w.measurement)
-
-    def serve(self, scenario: str, passes: StreamPasses | BatchPasses) -> list[torch.Tensor]:
-        """One adapt and one predict window of a scenario, each pass repeated until the
-        window outlasts the meter's minimum; the outputs of the predict pass."""
-        n_tasks, step = passes.n_tasks, self.method.meta_steps
-        for phase, pass_fn in (("adapt", passes.adapt), ("predict", passes.predict)):
-            with self.meter.window(phase) as w:
-                out, repeats = repeated(pass_fn, self.min_window_s)
-            self.record(phase, n_tasks, step, w.measurement, scenario, repeats)
-        return out
-
-    def check_same_scores(self, scores: list[float], outputs, episodes) -> None:
-        """Both scenarios serve the same episodes: their scores must agree. A mismatch
-        (float rounding at a decision boundary) is a warning on the batch predict window."""
-        batch = [episode_score(self.suite, o, e.query_y) for o, e in zip(outputs, episodes)]
-        differ = sum(not same_score(a, b) for a, b in zip(scores, batch, strict=True))
-        if differ:
-            last = self.result.windows[-1]
-            warning = (
-                f"batch scenario: {differ} of {len(scores)} episode scores differ from the "
-                "stream scenario's (the stream scores are recorded)"
+        """The deploy phase (bench/run/deploy.py), then the scores' sanity check."""
+        DeployPhase(self, functools.partial(episode_score, self.suite)).run()
+        scores = np.asarray(self.result.episode_scores, dtype=float)
+        if not np.isfinite(scores).all():
+            bad = int((~np.isfinite(scores)).sum())
+            raise CellDiverged(
+                f"diverged: {bad} of {len(scores)} test episodes scored "
+                f"{self.suite.score_name} = nan or inf (training blew up; lower the "
+                f"method's learning rates in {self.suite.path})"
             )
-            m = dataclasses.replace(
-                last.measurement, warnings=(*last.measurement.warnings, warning)
-            )
-            self.result.windows[-1] = dataclasses.replace(last, measurement=m)
 
-    def extra_scores(self, chunk: range, keys: list, states: list) -> None:
-        """A source's extra per-episode scores (e.g. rollouts) from the stream scenario's
-        adapted states, outside every window: evaluation, not deployment cost."""
-        extra = getattr(self.samplers["test"].source, "extra_scores", None)
-        if extra is None:
-            return
-        self.result.episode_metrics += [
-            (i, name, float(v))
-            for i, key, adapted in zip(chunk, keys, states, strict=True)
-            for name, v in extra(self.method, adapted, key).items()
-        ]
+
+class CellDiverged(RuntimeError):
+    """A cell whose scores are not finite: recorded as failed, never ranked."""
 
 
 def run_cell(

@@ -1,0 +1,1 @@
+/dev/fd/3: line 106: metabench: command not found
