@@ -18,12 +18,7 @@ import pandas as pd
 
 from bench.report import breakeven
 from bench.report.columns import NOT_MEASURED, ordered
-from bench.report.curves import (
-    curves_from_windows,
-    iso_energy,
-    score_at_budget,
-    target_summary,
-)
+from bench.report.curves import curves_from_windows, iso_energy, target_summary
 from bench.report.energy import row_energy, row_flags, total
 from bench.report.ledger import (
     BASELINES,
@@ -120,23 +115,56 @@ def metric_columns(metrics: pd.DataFrame, keys: pd.Series) -> dict[str, float]:
 
 
 def _scores(t: LedgerTables, group: pd.DataFrame) -> pd.Series:
-    """Episode scores of a row's cells indexed by (seed, episode index)."""
+    """Episode scores of a row's cells indexed by (seed, episode-set fingerprint, episode
+    index): two rows' scores pair only on the same episode of the same episode set."""
     e = t.episodes[t.episodes["cell_key"].isin(group["cell_key"])]
-    e = e.merge(group[["cell_key", "seed"]], on="cell_key")
-    return e.set_index(["seed", "idx"])["score"].astype(float).sort_index()
+    e = e.merge(group[["cell_key", "seed", "fingerprint"]], on="cell_key")
+    return e.set_index(["seed", "fingerprint", "idx"])["score"].astype(float).sort_index()
+
+
+def superseded_columns(superseded: pd.DataFrame, row: dict) -> dict:
+    """How many done cells of this row's suite, method and settings were left out because
+    a later version of the suite file replaced them (ledger.current_cells), in words."""
+    mine = superseded
+    for k in ROW_KEYS:
+        mine = mine[mine[k] == row[k]]
+    n = len(mine)
+    if not n:
+        return {"n_superseded_cells": 0, "superseded_note": ""}
+    seeds = sorted(mine["seed"].unique())
+    which = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+    cells = "cell" if n == 1 else "cells"
+    return {
+        "n_superseded_cells": n,
+        "superseded_note": f"{n} {cells} ({which}) from an earlier version of the suite "
+        "file left out",
+    }
 
 
 def _score_columns(scores: pd.Series) -> dict:
+    """Score, its pooled-episode and seed-level 95% intervals, and the error bar the plots
+    draw. A score that is not finite on any episode (a diverged method) leaves every score
+    column NaN and says so in score_note: a mean over the finite episodes would hide it."""
+    n, n_bad = len(scores), int((~np.isfinite(scores.to_numpy(float))).sum())
     seed_means = scores.groupby(level="seed").mean()
+    out = {"n_test_episodes": n, "diverged": bool(n_bad), "score_note": ""}
+    nan = {"score_mean": np.nan, "score_ci95": np.nan, "score_seed_ci95": np.nan}
+    nan |= {"score_seed_std": np.nan, "score_errbar": np.nan, "score_errbar_kind": "none"}
+    if n_bad:
+        note = f"diverged: score not finite on {n_bad} of {n} test episodes"
+        return out | nan | {"score_note": note}
+    if not n:
+        return out | nan | {"score_note": "no test episodes recorded"}
     pooled, seeds = ci95(scores), t_ci95(seed_means)
-    return {
-        "n_test_episodes": len(scores),
+    several = len(seed_means) > 1
+    errbar = seeds if several else pooled
+    return out | {
         "score_mean": float(scores.mean()),
         "score_ci95": pooled,
         "score_seed_ci95": seeds,
-        "score_seed_std": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else np.nan,
-        "score_errbar": seeds if len(seed_means) > 1 else pooled,
-        "score_errbar_kind": "seeds" if len(seed_means) > 1 else "episodes",
+        "score_seed_std": float(seed_means.std(ddof=1)) if several else np.nan,
+        "score_errbar": errbar,
+        "score_errbar_kind": "none" if math.isnan(errbar) else "seeds" if several else "episodes",
     }
 
 
@@ -151,6 +179,7 @@ def _method_row(
     scores = _scores(t, group)
     row = {k: first[k] for k in ROW_KEYS}
     row |= {
+        "params_hash": first["params_hash"],
         "task": first["task"],
         "score_name": first["score_name"],
         "transductive": first["normalization"] == "transductive",
@@ -215,18 +244,37 @@ def _baseline_columns(rows: list[dict], ctx: list, curves: pd.DataFrame, blocked
             res = {"n": np.nan, "lo": np.nan, "hi": np.nan} | res
             for k in ("n", "lo", "hi", "status", "note"):
                 r[f"breakeven_vs_{base}_{k}"] = res[k]
-            if j is None:
-                reached = "baseline" if res["status"] == "baseline" else res["note"]
-                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = np.nan, reached
-            else:
-                curve = _curves_of(curves, r)
-                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = iso_energy(
-                    curve, float(rows[j]["score_mean"]), int(r["n_seeds"])
-                )
+            b = rows[j] if j is not None else None
+            r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = _iso(r, b, res, curves)
+
+
+# Break-even statuses after which the accuracy gate did not pass: no iso-accuracy energy.
+NOT_AS_ACCURATE = {"less_accurate": "less accurate", "diverged": "diverged"}
+
+
+def _iso(r: dict, b: dict | None, res: dict, curves: pd.DataFrame) -> tuple[float, str]:
+    """Iso-accuracy energy of row r against baseline row b, only where r passed the
+    accuracy gate on the test episodes (a validation curve reaching b's test score says
+    nothing for a method less accurate than b on the test episodes)."""
+    status = str(res["status"])
+    if b is None:
+        return np.nan, "baseline" if status == "baseline" else str(res["note"])
+    if status in NOT_AS_ACCURATE:
+        return np.nan, NOT_AS_ACCURATE[status]
+    if not (math.isfinite(float(r["score_mean"])) and math.isfinite(float(b["score_mean"]))):
+        return np.nan, str(res["note"])
+    return iso_energy(_curves_of(curves, r), float(b["score_mean"]), int(r["n_seeds"]))
 
 
 def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
-    """Break-even of row r against its baseline row b, gated by accuracy."""
+    """Break-even of row r against its baseline row b, gated by accuracy (a row whose
+    score is not finite is diverged; a diverged baseline is no baseline)."""
+    if r["diverged"]:
+        return {"status": "diverged", "note": r["score_note"]}
+    if not math.isfinite(float(r["score_mean"])):
+        return {"status": "not_measured", "note": r["score_note"] or "no score"}
+    if not math.isfinite(float(b["score_mean"])):
+        return {"status": "no_baseline", "note": f"{base}: {b['score_note'] or 'no score'}"}
     lower = bool(r["lower_is_better"])
     gate = breakeven.accuracy_gate(ctx[1], ctx_b[1], lower, base, str(r["score_name"]))
     if not gate.ok:
@@ -263,14 +311,13 @@ def summary_table(
         return pd.DataFrame()
     conflicts = fingerprint_conflicts(t.cells)
     blocked = conflicts.groupby(list(COMPARISON))["reason"].apply("; ".join).to_dict()
+    superseded = t.superseded
     for r in rows:
         r |= target_summary(_curves_of(curves, r), int(r["n_seeds"]))
         r["comparable"] = tuple(r[k] for k in COMPARISON) not in blocked
+        r |= superseded_columns(superseded, r)
     _baseline_columns(rows, ctx, curves, blocked)
     summary = pd.DataFrame(rows)
-    row_keys = ["method", *RUN_SETTINGS]
-    budget = score_at_budget(curves, list(COMPARISON), row_keys)
-    summary = summary.merge(budget, on=[*COMPARISON, *row_keys], how="left")
     summary["energy_note"] = np.where(
         ~summary["energy_measured"].astype(bool),
         NOT_MEASURED,

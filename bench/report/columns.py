@@ -51,6 +51,26 @@ COLUMNS: list[Col] = [
         ("execution", "", "loop | batched | graph (NULL in older ledgers = loop)"),
         ("torch_threads", "", "torch intra-op threads per cell (empty in older ledgers)"),
         (
+            "variant",
+            "",
+            "empty, unless two suite files of this suite name are both current for the "
+            "method: then 'params <first 8 hex of params_hash>' or 'file <suite file>'; "
+            "show it in the row's label",
+        ),
+        ("params_hash", "", "hash of the method's hyperparameters (for the profile)"),
+        (
+            "n_superseded_cells",
+            "",
+            "done cells of this suite file, method and settings left out because a later "
+            "version of the suite file replaced them (never pooled with the current ones)",
+        ),
+        (
+            "superseded_note",
+            "",
+            "empty, or e.g. '2 cells (seeds 0, 1) from an earlier version of the suite file "
+            "left out'",
+        ),
+        (
             "transductive",
             "",
             "True when normalization is transductive: a query's prediction depended on the "
@@ -65,7 +85,18 @@ COLUMNS: list[Col] = [
     ),
     *_c(
         "scores",
-        ("score_mean", "score", "mean test score over all episodes of all seeds"),
+        (
+            "score_mean",
+            "score",
+            "mean test score over all episodes of all seeds; NaN when diverged",
+        ),
+        (
+            "diverged",
+            "",
+            "True when the score is not finite on some test episode (NaN or inf loss): "
+            "every score column is then NaN, and the row is never ranked or given an N*",
+        ),
+        ("score_note", "", "empty, or why there is no score (diverged on k of n episodes)"),
         (
             "score_ci95",
             "score",
@@ -83,7 +114,12 @@ COLUMNS: list[Col] = [
             "score",
             "the error bar plots draw: score_seed_ci95 with >= 2 seeds, else score_ci95",
         ),
-        ("score_errbar_kind", "", "seeds | episodes: which interval score_errbar is"),
+        (
+            "score_errbar_kind",
+            "",
+            "seeds | episodes | none: which interval score_errbar is (none: NaN, e.g. a "
+            "single episode or a diverged row)",
+        ),
         ("target_score", "score", "the suite's target score (energy-to-target)"),
         ("<name>_mean", "score", "extra per-episode score of a source, pooled like score_mean"),
         ("<name>_ci95", "score", "its pooled-episode 95% CI half-width"),
@@ -173,15 +209,20 @@ COLUMNS: list[Col] = [
         ("energy_to_target_j", "J", "meta_train energy at the first checkpoint reaching target"),
         ("seconds_to_target_s", "s", "meta_train seconds to the same checkpoint"),
         ("target_reached", "", "'k/n seeds', or 'no checkpoints'"),
-        ("budget_j", "J", "the suite's common meta-training energy budget"),
-        ("val_score_at_budget", "score", "validation score at the last checkpoint within it"),
         (
             "iso_energy_vs_<b>_j",
             "J",
-            "iso-accuracy energy: meta_train energy at the first validation checkpoint "
-            "whose score reaches baseline <b>'s test score (mean over the seeds that do)",
+            "iso-accuracy energy: meta_train energy at the first checkpoint whose validation "
+            "score reaches baseline <b>'s test score (mean over the seeds that do); only "
+            "where the row passes the accuracy gate against <b> on the test episodes (the "
+            "break-even's), NaN otherwise",
         ),
-        ("iso_reached_vs_<b>", "", "'k/n seeds', 'no checkpoints', 'baseline' or 'no <b> run'"),
+        (
+            "iso_reached_vs_<b>",
+            "",
+            "'k/n seeds', 'no checkpoints', 'baseline', 'less accurate', 'diverged', or the "
+            "break-even note saying why there is no comparison (e.g. 'no <b> run')",
+        ),
     ),
     *_c(
         "break-even against baseline <b> (scratch, transfer)",
@@ -196,8 +237,8 @@ COLUMNS: list[Col] = [
         (
             "breakeven_vs_<b>_status",
             "",
-            "after | from_first_task | never | until | less_accurate | baseline | "
-            "no_baseline | not_measured | not_comparable",
+            "after | from_first_task | never | until | less_accurate | diverged | baseline "
+            "| no_baseline (also: the baseline diverged) | not_measured | not_comparable",
         ),
         ("breakeven_vs_<b>_note", "", "the reason in words (e.g. 'scores equal within 95% CI')"),
     ),
