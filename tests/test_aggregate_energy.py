@@ -219,25 +219,6 @@ def test_thread_counts_are_rows_of_their_own_compared_like_for_like(tmp_path):
     assert s.loc[("maml", "4"), "breakeven_vs_scratch_n"] == pytest.approx(100.0 / 4.0)
 
 
-def test_shared_and_attributed_energy_is_marked(tmp_path):
-    attributed = {"attribution": {"cpu:0": "process-cpu-time"}, "cpu:0": {"measured_j": 9.0}}
-    specs = [
-        _scored("maml", [0.5], 1.0, exclusive_energy=0),
-        CellSpec(
-            "toy",
-            "anil",
-            [0.5],
-            [Win("adapt", 1, 1.0, cpu(1.0), details=attributed), Win("predict", 1, 1.0, cpu(0.0))],
-        ),
-        _scored("scratch", [0.5], 1.0),
-    ]
-    s = _summary(tmp_path, specs).set_index("method")
-    assert s.loc["maml", "shared_energy"] and "CPU package" in s.loc["maml", "shared_energy_reason"]
-    assert s.loc["anil", "shared_energy"]
-    assert "process-cpu-time" in s.loc["anil", "shared_energy_reason"]
-    assert not s.loc["scratch", "shared_energy"] and s.loc["scratch", "shared_energy_reason"] == ""
-
-
 def test_not_applicable_is_not_not_measured(tmp_path):
     s = load_tables(toy_ledger(tmp_path / "run"))
     rows = summary_table(s).set_index(["suite", "method"])

@@ -146,22 +146,3 @@ def test_interval_keeps_infinite_replicates_and_nan_poisons():
 )
 def test_format_n_prints_the_digits_its_interval_supports(args, text):
     assert format_n(*args) == text
-
-
-def test_foreign_load_flags_the_row(tmp_path):
-    def cell(method: str, load: float | None) -> CellSpec:
-        details = {} if load is None else {"foreign_cpu_load": load, "process_cpu_share": 0.4}
-        return CellSpec(
-            "toy",
-            method,
-            [0.5, 0.5],
-            [
-                Win("adapt", 2, 1.0, cpu(2.0), details=details),
-                Win("predict", 2, 1.0, cpu(1.0)),
-            ],
-        )
-
-    s = _summary(tmp_path, [cell("a", 0.35), cell("b", 0.05), cell("c", None)]).set_index("method")
-    assert s.loc["a", "foreign_load_flag"] and s.loc["a", "foreign_load_max"] == 0.35
-    assert not s.loc["b", "foreign_load_flag"]
-    assert not s.loc["c", "foreign_load_flag"] and math.isnan(s.loc["c", "foreign_load_max"])

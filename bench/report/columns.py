@@ -245,23 +245,44 @@ COLUMNS: list[Col] = [
     *_c(
         "flags",
         (
-            "foreign_load_max",
+            "foreign_load",
             "share",
-            "largest foreign_cpu_load of the row's windows (CPU share used by other "
-            "processes); NaN where the meter did not record it",
+            "CPU share other processes used while the row's cells ran: seconds-weighted mean "
+            "of the windows' foreign_cpu_load over windows of >= 0.2 s "
+            "(bench.report.energy.LOAD_MIN_WINDOW_S; shorter ones read 0 or 1 CPU-clock "
+            "tick); NaN where no such window recorded it",
         ),
+        ("foreign_load_max", "share", "its largest value in one such window"),
         (
             "foreign_load_flag",
             "",
-            "True when foreign_load_max > 0.1 (bench.report.energy.FOREIGN_LOAD_THRESHOLD)",
+            "True when foreign_load > 0.1 (bench.report.energy.FOREIGN_LOAD_THRESHOLD): "
+            "mark the row wherever its numbers appear",
         ),
         (
-            "shared_energy",
+            "foreign_load_note",
             "",
-            "True when a cell of the row shared its metered CPU package with concurrent "
-            "cells (cells.exclusive_energy = 0) or its energy was attributed among them",
+            "empty, or for a flagged row: 'other processes used 35% of the machine's CPU "
+            "while these cells ran (time-weighted; up to 80% in one window): contention "
+            "may have inflated its time and energy'",
         ),
-        ("shared_energy_reason", "", "why (empty when the energy was the cells' own)"),
+        (
+            "energy_sharing",
+            "",
+            "own (no other cell shared the CPU package) | attributed (cells shared it; every "
+            "CPU and DRAM figure is this process's share: a package split by CPU time, or "
+            "an estimate for the process such as estimate:codecarbon-process) | shared "
+            "(cells shared it and some CPU or DRAM figure is the whole package's or "
+            "machine's, counted once per concurrent cell)",
+        ),
+        ("shared_energy", "", "True when energy_sharing is shared: the row's energy is inflated"),
+        (
+            "shared_energy_reason",
+            "",
+            "empty for own; else what happened, e.g. 'ran beside other cells on the same CPU "
+            "package; its CPU and DRAM figures are this process's share: estimated for this "
+            "process's CPU time and memory (estimate:codecarbon-process)'",
+        ),
     ),
 ]
 

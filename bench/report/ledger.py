@@ -178,6 +178,14 @@ def is_estimated(source: str) -> bool:
     return any(s.startswith("estimate:") for s in source.split("+"))
 
 
+def is_process_share(source: str) -> bool:
+    """True when every '+'-joined part of a source label is an estimate attributed to the
+    metered process (e.g. estimate:codecarbon-process: this process's CPU time and memory),
+    not the package's or the machine's whole figure."""
+    parts = [p for p in source.split("+") if p and p != "none"]
+    return bool(parts) and all(p.startswith("estimate:") and p.endswith("-process") for p in parts)
+
+
 def join_sources(labels: object) -> str:
     """The distinct parts of '+'-joined source labels, sorted and '+'-joined; 'none'."""
     found = sorted({p for label in labels for p in str(label).split("+") if p and p != "none"})

@@ -19,6 +19,7 @@ from bench.report.ledger import (
     component_kind,
     empty,
     is_estimated,
+    is_process_share,
     join_sources,
     parse_json,
 )
@@ -46,6 +47,7 @@ WINDOW_COLUMNS = [
     "estimated",
     "foreign_cpu_load",
     "attribution",
+    "host_attributed",
 ]
 
 
@@ -129,9 +131,9 @@ def _window_row(
     details = details if isinstance(details, dict) else {}
     load = details.get("foreign_cpu_load")
     # {"cpu:0": "process-cpu-time", ...}: energy split among concurrent cells' processes
-    attribution = details.get("attribution") or {}
-    if isinstance(attribution, dict):
-        attribution = "+".join(sorted(set(map(str, attribution.values()))))
+    split = details.get("attribution") or {}
+    split = split if isinstance(split, dict) else {}
+    attribution = "+".join(sorted(set(map(str, split.values()))))
     return {
         "cell_key": w.cell_key,
         "phase": w.phase,
@@ -148,8 +150,19 @@ def _window_row(
         **_kind_columns(joules, sources),
         "estimated": is_estimated(row["source"]),
         "foreign_cpu_load": float(load) if isinstance(load, (int, float)) else np.nan,
-        "attribution": str(attribution),
+        "attribution": attribution,
+        "host_attributed": _host_attributed(joules, sources, split),
     }
+
+
+def _host_attributed(joules: dict, sources: dict, split: dict) -> bool | None:
+    """Is every CPU and DRAM figure of the window this process's share: split by CPU time
+    (details["attribution"]) or estimated for the process (is_process_share)? None when
+    the window has no CPU or DRAM figure."""
+    host = [c for c in joules if component_kind(c) in ("cpu", "dram")]
+    if not host:
+        return None
+    return all(c in split or is_process_share(str(sources.get(c, ""))) for c in host)
 
 
 def enrich_windows(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
