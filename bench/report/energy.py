@@ -70,14 +70,14 @@ def net_figure(gross: float, idle: float, idle_std: float) -> tuple[float, str]:
     return math.nan, WITHIN_IDLE_NOISE if net >= -band else BELOW_IDLE
 
 
-def _with_idle_std(w: pd.DataFrame) -> pd.Series:
+def idle_std_j(w: pd.DataFrame) -> pd.Series:
     """Idle std (J) of each window: its idle std W (fallback: a share of idle W) x seconds."""
     std_w = w["idle_std_w"].where(w["idle_std_w"].notna(), IDLE_FALLBACK_REL_STD * w["idle_w"])
     return std_w * w["seconds_s"]
 
 
 def _net(w: pd.DataFrame, n_seeds: int, scenario: str) -> dict:
-    w = w.assign(idle_std_j=_with_idle_std(w))
+    w = w.assign(idle_std_j=idle_std_j(w))
     meta = w[w["phase"] == "meta_train"]
     out = {}
     parts = [total(meta[c]) / n_seeds for c in ("joules_j", "idle_j", "idle_std_j")]

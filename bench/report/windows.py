@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.report.energy import idle_std_j, net_figure
 from bench.report.ledger import (
     ENERGY_SCOPES,
     J_PER_KWH,
@@ -40,6 +41,7 @@ WINDOW_COLUMNS = [
     "idle_std_w",
     "idle_j",
     "net_j",
+    "net_note",
     "source",
     "co2_g",
     "warnings",
@@ -106,7 +108,6 @@ def _scope_row(
         "idle_w": idle_watts,
         "idle_std_w": idle_std,
         "idle_j": idle_watts * seconds,
-        "net_j": gross - idle_watts * seconds,
         "source": join_sources(sources.get(c, "none") for c in comps),
     }
 
@@ -169,7 +170,9 @@ def enrich_windows(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
     """One row per window of a done cell with the cell's identity and settings.
 
     joules_j / idle_w / net_j / co2_g / source / estimated cover the components of
-    `energy_scope` ("node": every component; "gpu": the accelerator only); <kind>_j and
+    `energy_scope` ("node": every component; "gpu": the accelerator only); net_j follows
+    energy.net_figure (NaN within the idle noise band or below the baseline, net_note
+    saying which), so it is never negative; <kind>_j and
     <kind>_source every component kind. items_done = repeats x n_items (the tasks a
     window's energy is divided by); j_per_item and s_per_item are per such task.
     """
@@ -187,6 +190,12 @@ def enrich_windows(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["cell_key", *WINDOW_COLUMNS])
     out = done[CELL_COLUMNS + list(SETTINGS)].merge(frame, on="cell_key")
+    # net of idle as in the summary: a figure within the idle noise band reads as such
+    nets = [
+        net_figure(*v) for v in zip(out["joules_j"], out["idle_j"], idle_std_j(out), strict=True)
+    ]
+    out["net_j"] = [n for n, _ in nets]
+    out["net_note"] = [note for _, note in nets]
     out["items_done"] = out["repeats"] * out["n_items"]
     out["j_per_item"] = out["joules_j"] / out["items_done"]
     out["s_per_item"] = out["seconds_s"] / out["items_done"]
