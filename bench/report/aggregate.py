@@ -23,6 +23,7 @@ from bench.report.energy import row_energy, row_flags, total
 from bench.report.ledger import (
     BASELINES,
     COMPARISON,
+    DEPLOY_PHASES,
     SCENARIOS,
     SETTINGS,
     LedgerTables,
@@ -191,13 +192,11 @@ def _method_row(
         "energy_scope": scope,
     }
     row |= row_energy(w, n_seeds, scenario)
-    meta = w[w["phase"] == "meta_train"]
-    deploy = w[w["phase"].isin(("adapt", "predict")) & (w["scenario"] == scenario)]
     seeds = sorted(group["seed"].unique())
-    reps = bootstrap_row(meta, deploy, seeds, "|".join(sorted(keys)) + f"|{scope}|{scenario}")
-    informative = reps.informative and row["energy_measured"]
-    for col, boot in (("e_meta_j", reps.e_meta_boot), ("e_deploy_j_per_task", reps.e_deploy_boot)):
-        row[f"{col}_lo"], row[f"{col}_hi"] = interval(boot) if informative else (np.nan, np.nan)
+    key = "|".join(sorted(keys)) + f"|{scope}"
+    intervals, reps = _energy_intervals(w, seeds, key, scenario, bool(row["energy_measured"]))
+    row |= intervals
+    meta = w[w["phase"] == "meta_train"]
     per_seed = [total(meta[meta["seed"] == s]["joules_j"]) for s in seeds]
     row["e_meta_seed_std_j"] = (
         float(np.std(per_seed, ddof=1)) if n_seeds > 1 and row["energy_measured"] else np.nan
@@ -208,6 +207,29 @@ def _method_row(
     )
     row |= row_flags(w, group)
     return row, reps, scores
+
+
+def _energy_intervals(
+    w: pd.DataFrame, seeds: list, key: str, scenario: str, measured: bool
+) -> tuple[dict, Replicates]:
+    """95% bootstrap intervals of E_meta and of E_deploy in every deploy scenario (NaN
+    where not measured or nothing to resample), and the replicates of `scenario`, the
+    break-even's. `key` (the row's cell keys and scope) seeds each scenario's generator."""
+    meta = w[w["phase"] == "meta_train"]
+    out: dict[str, float] = {}
+    chosen = None
+    for s in SCENARIOS:
+        deploy = w[w["phase"].isin(DEPLOY_PHASES) & (w["scenario"] == s)]
+        reps = bootstrap_row(meta, deploy, seeds, f"{key}|{s}")
+        ok = measured and reps.deploy_informative
+        lo_hi = interval(reps.e_deploy_boot) if ok else (np.nan, np.nan)
+        out[f"e_deploy_{s}_j_per_task_lo"], out[f"e_deploy_{s}_j_per_task_hi"] = lo_hi
+        chosen = reps if s == scenario else chosen
+    ok = measured and chosen.meta_informative
+    out["e_meta_j_lo"], out["e_meta_j_hi"] = interval(chosen.e_meta_boot) if ok else (np.nan,) * 2
+    out["e_deploy_j_per_task_lo"] = out[f"e_deploy_{scenario}_j_per_task_lo"]
+    out["e_deploy_j_per_task_hi"] = out[f"e_deploy_{scenario}_j_per_task_hi"]
+    return out, chosen
 
 
 def _baseline_of(rows: list[dict], i: int, base: str, blocked: dict) -> tuple[int | None, dict]:
