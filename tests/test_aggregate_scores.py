@@ -46,6 +46,12 @@ def test_a_diverged_method_has_no_score_rank_or_break_even(tmp_path, bad):
     assert not s.loc["scratch", "diverged"] and s.loc["scratch", "score_note"] == ""
 
 
+def test_diverged_says_more_than_a_missing_baseline(tmp_path):
+    r = _summary(tmp_path, [_cell("maml", [math.nan] * 4)]).loc["maml"]
+    assert r["breakeven_vs_transfer_status"] == "diverged"
+    assert r["iso_reached_vs_transfer"] == "diverged"
+
+
 def test_a_diverged_baseline_is_no_baseline(tmp_path):
     s = _summary(tmp_path, [_cell("maml", [0.9] * 4), _cell("scratch", [0.5, math.nan] * 2)])
     r = s.loc["maml"]

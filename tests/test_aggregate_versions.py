@@ -26,9 +26,10 @@ def _windows(meta_j: float, deploy_j: float) -> list[Win]:
     return meta + deploy
 
 
-def _cell(method: str, scores: list[float], t: float, **kw) -> CellSpec:
+def _cell(method: str, scores: list[float], t: float, deploy_j: float | None = None, **kw):
+    """E_meta 200 J (scratch 0); E_deploy deploy_j / 2 J/task (scratch 6, others 1)."""
     meta_j = 0.0 if method == "scratch" else 200.0
-    deploy_j = 12.0 if method == "scratch" else 2.0
+    deploy_j = deploy_j or (12.0 if method == "scratch" else 2.0)
     kw.setdefault("suite_sha256", f"sha-{int(t)}")
     return CellSpec("toy", method, scores, _windows(meta_j, deploy_j), finished_at=T0 + t, **kw)
 
@@ -103,7 +104,7 @@ def test_two_current_suite_files_of_one_name_are_rows_of_their_own(tmp_path):
         _cell("maml", MAML, 1, suite_path="/a/toy.toml", params_hash="aaaaaaaa11"),
         _cell("maml", [1.0] * 4, 2, suite_path="/b/toy.toml", params_hash="bbbbbbbb22"),
         _cell("scratch", SCRATCH, 1, suite_path="/a/toy.toml"),
-        _cell("scratch", SCRATCH, 2, suite_path="/b/toy.toml"),
+        _cell("scratch", SCRATCH, 2, suite_path="/b/toy.toml", deploy_j=22.0),
     ]
     s = _summary(tmp_path, specs)
     maml = s[s["method"] == "maml"].set_index("variant")
@@ -113,8 +114,10 @@ def test_two_current_suite_files_of_one_name_are_rows_of_their_own(tmp_path):
     # scratch's hyperparameters are the same in both files: told apart by the file
     scratch = s[s["method"] == "scratch"]
     assert sorted(scratch["variant"]) == ["file /a/toy.toml", "file /b/toy.toml"]
-    # two scratch rows: which one is maml's baseline is not for the report to guess
-    assert set(maml["breakeven_vs_scratch_status"]) == {"not_comparable"}
+    # two scratch rows: each maml row's baseline is the scratch of its own suite file
+    assert maml.loc["params aaaaaaaa", "breakeven_vs_scratch_n"] == pytest.approx(200 / (6 - 1))
+    assert maml.loc["params bbbbbbbb", "breakeven_vs_scratch_n"] == pytest.approx(200 / (11 - 1))
+    assert sorted(maml["suite_path"]) == ["/a/toy.toml", "/b/toy.toml"]
 
 
 def test_scores_pair_only_on_the_same_episode_set():

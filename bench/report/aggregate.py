@@ -22,6 +22,7 @@ from bench.report.curves import curves_from_windows, iso_energy, target_summary
 from bench.report.energy import row_energy, row_flags, total
 from bench.report.ledger import (
     BASELINES,
+    CELL_SETTINGS,
     COMPARISON,
     DEPLOY_PHASES,
     SCENARIOS,
@@ -48,7 +49,7 @@ __all__ = [
 ROW_KEYS = ("suite", "method", *SETTINGS)
 # Settings that change the cost, not the task or the answer: rows differing only in these
 # are compared with each other (COMPARISON leaves them out).
-RUN_SETTINGS = tuple(k for k in SETTINGS if k not in COMPARISON)
+RUN_SETTINGS = tuple(k for k in CELL_SETTINGS if k not in COMPARISON)
 # The amortization points; "ntest" is the suite's number of test episodes.
 N_LABELS = ("n1", "ntest", "n10000", "ninf")
 
@@ -181,6 +182,7 @@ def _method_row(
     row = {k: first[k] for k in ROW_KEYS}
     row |= {
         "params_hash": first["params_hash"],
+        "suite_path": first["suite_path"],
         "task": first["task"],
         "score_name": first["score_name"],
         "transductive": first["normalization"] == "transductive",
@@ -234,23 +236,30 @@ def _energy_intervals(
 
 def _baseline_of(rows: list[dict], i: int, base: str, blocked: dict) -> tuple[int | None, dict]:
     """The index of row i's baseline row (same comparison group; among several, the one of
-    the same execution and threads), or None with the status and note saying why not."""
+    the same suite file, then of the same execution and threads), or None with the status
+    and note saying why not."""
     r, group = rows[i], tuple(rows[i][k] for k in COMPARISON)
     if group in blocked:
         return None, {"status": "not_comparable", "note": blocked[group]}
     if r["method"] == base:
         return None, {"status": "baseline", "note": ""}
+    if r["diverged"]:
+        return None, {"status": "diverged", "note": r["score_note"]}
     cands = [
         j
         for j, b in enumerate(rows)
         if b["method"] == base and tuple(b[k] for k in COMPARISON) == group
     ]
-    if len(cands) > 1:
-        cands = [j for j in cands if all(rows[j][k] == r[k] for k in RUN_SETTINGS)] or cands
+    for keys in (("suite_path",), RUN_SETTINGS):
+        if len(cands) > 1:
+            cands = [j for j in cands if all(rows[j][k] == r[k] for k in keys)] or cands
     if not cands:
         return None, {"status": "no_baseline", "note": f"no {base} run"}
     if len(cands) > 1:
-        runs = ", ".join(sorted("/".join(str(rows[j][k]) for k in RUN_SETTINGS) for j in cands))
+        keys = (*RUN_SETTINGS, "variant")
+        runs = ", ".join(
+            sorted("/".join(str(rows[j][k]) for k in keys if rows[j][k]) for j in cands)
+        )
         return None, {"status": "not_comparable", "note": f"several {base} rows ({runs})"}
     return cands[0], {}
 
@@ -279,10 +288,10 @@ def _iso(r: dict, b: dict | None, res: dict, curves: pd.DataFrame) -> tuple[floa
     accuracy gate on the test episodes (a validation curve reaching b's test score says
     nothing for a method less accurate than b on the test episodes)."""
     status = str(res["status"])
-    if b is None:
-        return np.nan, "baseline" if status == "baseline" else str(res["note"])
     if status in NOT_AS_ACCURATE:
         return np.nan, NOT_AS_ACCURATE[status]
+    if b is None:
+        return np.nan, "baseline" if status == "baseline" else str(res["note"])
     if not (math.isfinite(float(r["score_mean"])) and math.isfinite(float(b["score_mean"]))):
         return np.nan, str(res["note"])
     return iso_energy(_curves_of(curves, r), float(b["score_mean"]), int(r["n_seeds"]))
@@ -291,8 +300,6 @@ def _iso(r: dict, b: dict | None, res: dict, curves: pd.DataFrame) -> tuple[floa
 def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
     """Break-even of row r against its baseline row b, gated by accuracy (a row whose
     score is not finite is diverged; a diverged baseline is no baseline)."""
-    if r["diverged"]:
-        return {"status": "diverged", "note": r["score_note"]}
     if not math.isfinite(float(r["score_mean"])):
         return {"status": "not_measured", "note": r["score_note"] or "no score"}
     if not math.isfinite(float(b["score_mean"])):

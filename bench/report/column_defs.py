@@ -46,6 +46,12 @@ COLUMNS: list[Col] = [
         ),
         ("params_hash", "", "hash of the method's hyperparameters (for the profile)"),
         (
+            "suite_path",
+            "",
+            "the suite file the row's cells ran from; among several baseline rows, the one "
+            "of the same file is the baseline",
+        ),
+        (
             "n_superseded_cells",
             "",
             "done cells of this suite file, method and settings left out because a later "
