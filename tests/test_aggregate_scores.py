@@ -34,7 +34,7 @@ def test_a_diverged_method_has_no_score_rank_or_break_even(tmp_path, bad):
     # a mean over the finite episodes (0.9) would hide the divergence
     assert r["diverged"] and math.isnan(r["score_mean"]) and math.isnan(r["score_errbar"])
     assert r["score_errbar_kind"] == "none"
-    assert r["score_note"] == "diverged: score not finite on 1 of 4 test episodes"
+    assert r["score_note"] == "score not finite on 1 of 4 test episodes"
     assert math.isnan(r["accuracy_per_kj_ninf"])
     assert r["breakeven_vs_scratch_status"] == "diverged" and "diverged" in STATUSES
     assert math.isnan(r["breakeven_vs_scratch_n"])
@@ -56,7 +56,9 @@ def test_a_diverged_baseline_is_no_baseline(tmp_path):
     s = _summary(tmp_path, [_cell("maml", [0.9] * 4), _cell("scratch", [0.5, math.nan] * 2)])
     r = s.loc["maml"]
     assert r["breakeven_vs_scratch_status"] == "no_baseline"
-    assert r["breakeven_vs_scratch_note"].startswith("scratch: diverged")
+    assert r["breakeven_vs_scratch_note"] == (
+        "scratch diverged: score not finite on 2 of 4 test episodes"
+    )
     assert math.isnan(r["iso_energy_vs_scratch_j"])
     assert s.loc["scratch", "breakeven_vs_scratch_status"] == "baseline"
 

@@ -153,7 +153,7 @@ def _score_columns(scores: pd.Series) -> dict:
     nan = {"score_mean": np.nan, "score_ci95": np.nan, "score_seed_ci95": np.nan}
     nan |= {"score_seed_std": np.nan, "score_errbar": np.nan, "score_errbar_kind": "none"}
     if n_bad:
-        note = f"diverged: score not finite on {n_bad} of {n} test episodes"
+        note = f"score not finite on {n_bad} of {n} test episodes"
         return out | nan | {"score_note": note}
     if not n:
         return out | nan | {"score_note": "no test episodes recorded"}
@@ -303,7 +303,8 @@ def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
     if not math.isfinite(float(r["score_mean"])):
         return {"status": "not_measured", "note": r["score_note"] or "no score"}
     if not math.isfinite(float(b["score_mean"])):
-        return {"status": "no_baseline", "note": f"{base}: {b['score_note'] or 'no score'}"}
+        why = "diverged" if b["diverged"] else "has no score"
+        return {"status": "no_baseline", "note": f"{base} {why}: {b['score_note']}"}
     lower = bool(r["lower_is_better"])
     gate = breakeven.accuracy_gate(ctx[1], ctx_b[1], lower, base, str(r["score_name"]))
     if not gate.ok:

@@ -89,7 +89,12 @@ COLUMNS: list[Col] = [
             "True when the score is not finite on some test episode (NaN or inf loss): "
             "every score column is then NaN, and the row is never ranked or given an N*",
         ),
-        ("score_note", "", "empty, or why there is no score (diverged on k of n episodes)"),
+        (
+            "score_note",
+            "",
+            "empty, or why there is no score: 'score not finite on k of n test episodes' "
+            "(diverged) or 'no test episodes recorded'",
+        ),
         (
             "score_ci95",
             "score",
