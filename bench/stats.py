@@ -37,6 +37,12 @@ def paired_difference(
     methods) and the half-width of its 95% CI, ci95 of the differences. Pairing removes
     the episodes' shared difficulty from the comparison, so it is tighter than comparing
     two separate CIs (whose overlap is a test at about the 0.5% level, not 5%: Schenker &
-    Gentleman 2001, The American Statistician 55(3))."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    Gentleman 2001, The American Statistician 55(3)). Raises ValueError unless a and b
+    have one value each per observation (equal lengths)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"paired_difference: expected two equal-length 1-D arrays, got {a.shape} and {b.shape}"
+        )
+    d = a - b
     return float(d.mean()), ci95(d)

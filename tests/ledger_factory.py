@@ -54,10 +54,23 @@ class CellSpec:
     execution: str | None = None
     exclusive_energy: int | None = 1
     torch_threads: int | None = None
+    # The suite file's version and the method's hyperparameters (None: the defaults below)
+    params_hash: str | None = None
+    suite_sha256: str | None = None
+    suite_path: str | None = None
+    finished_at: float = 1.7e9 + 60
+    n_test: int | None = None  # None: len(scores)
 
     @property
     def key(self) -> str:
-        settings = (self.precision, self.normalization, self.execution, self.torch_threads)
+        settings = (
+            self.precision,
+            self.normalization,
+            self.execution,
+            self.torch_threads,
+            self.params_hash,
+            self.suite_sha256,
+        )
         extra = "/".join(str(v) for v in settings if v is not None)
         return f"{self.suite}/{self.method}/seed{self.seed}" + (f"/{extra}" if extra else "")
 
@@ -103,15 +116,15 @@ def write_ledger(
 
 def _insert_cell(con, s: CellSpec) -> None:
     score_name = "accuracy" if s.task == "classification" else "mse"
-    mean = sum(s.scores) / len(s.scores)
+    mean = sum(s.scores) / len(s.scores) if s.scores else None
     insert_cell(
         con,
         {
             "cell_key": s.key,
             "run_id": RUN_ID,
             "suite": s.suite,
-            "suite_path": f"suites/{s.suite}.toml",
-            "suite_sha256": "sha-" + s.suite,
+            "suite_path": s.suite_path or f"suites/{s.suite}.toml",
+            "suite_sha256": s.suite_sha256 or "sha-" + s.suite,
             "profile": "smoke",
             "dataset": "toy",
             "split": "default",
@@ -119,11 +132,11 @@ def _insert_cell(con, s: CellSpec) -> None:
             "n_way": 5,
             "k_shot": 1,
             "n_query": 15,
-            "n_test": len(s.scores),
+            "n_test": s.n_test or len(s.scores),
             "target_score": s.target_score,
             "method": s.method,
             "params": "{}",
-            "params_hash": "ph",
+            "params_hash": s.params_hash or "ph",
             "seed": s.seed,
             "device": "cpu",
             "score_name": score_name,
@@ -132,7 +145,7 @@ def _insert_cell(con, s: CellSpec) -> None:
             "score_ci95": 0.0,
             "status": "done",
             "started_at": 1.7e9,
-            "finished_at": 1.7e9 + 60,
+            "finished_at": s.finished_at,
             "precision": s.precision,
             "normalization": s.normalization,
             "execution": s.execution,

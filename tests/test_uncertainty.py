@@ -1,5 +1,6 @@
-"""Intervals (issue 12 items 4 and 11): bootstrap of E_meta, E_deploy and N* over windows and
-seeds, the seed-level t interval of a score, the digits an interval supports, foreign load."""
+"""Intervals (issue 12 items 4 and 11): bootstrap of E_meta, E_deploy (each deploy scenario,
+chunk by chunk) and N* over windows and seeds, the seed-level t interval of a score, the
+digits an interval supports."""
 
 from __future__ import annotations
 
@@ -148,20 +149,49 @@ def test_format_n_prints_the_digits_its_interval_supports(args, text):
     assert format_n(*args) == text
 
 
-def test_foreign_load_flags_the_row(tmp_path):
-    def cell(method: str, load: float | None) -> CellSpec:
-        details = {} if load is None else {"foreign_cpu_load": load, "process_cpu_share": 0.4}
-        return CellSpec(
-            "toy",
-            method,
-            [0.5, 0.5],
-            [
-                Win("adapt", 2, 1.0, cpu(2.0), details=details),
-                Win("predict", 2, 1.0, cpu(1.0)),
-            ],
-        )
+def _chunked(stream: list[tuple[float, float]], batch: list[tuple[float, float]], setup_j=0.0):
+    """A cell metered as the harness does: a setup window (warm-up), then per chunk of 10
+    tasks a stream adapt and predict window and a batch adapt and predict window (each
+    batch pass repeated 5 times inside its window); (adapt J, predict J) per chunk."""
+    windows = [Win("setup", 1, 1.0, cpu(setup_j)), Win("meta_train", 10, 5.0, cpu(50.0))]
+    windows.append(Win("meta_train", 10, 5.0, cpu(70.0), step=20))
+    for (sa, sp), (ba, bp) in zip(stream, batch, strict=True):
+        windows += [
+            Win("adapt", 10, 1.0, cpu(sa), scenario="stream"),
+            Win("predict", 10, 1.0, cpu(sp), scenario="stream"),
+            Win("adapt", 10, 0.4, cpu(ba), scenario="batch", repeats=5),
+            Win("predict", 10, 0.2, cpu(bp), scenario="batch", repeats=5),
+        ]
+    return CellSpec("toy", "maml", [0.5, 0.7], windows, execution="batched")
 
-    s = _summary(tmp_path, [cell("a", 0.35), cell("b", 0.05), cell("c", None)]).set_index("method")
-    assert s.loc["a", "foreign_load_flag"] and s.loc["a", "foreign_load_max"] == 0.35
-    assert not s.loc["b", "foreign_load_flag"]
-    assert not s.loc["c", "foreign_load_flag"] and math.isnan(s.loc["c", "foreign_load_max"])
+
+def test_each_scenario_has_its_own_interval_from_its_chunks(tmp_path):
+    stream = [(10.0, 2.0), (12.0, 2.0), (14.0, 2.0)]
+    batch = [(5.0, 1.0), (10.0, 1.0), (5.0, 1.0)]
+    r = _summary(tmp_path / "a", [_chunked(stream, batch)]).iloc[0]
+    # one seed, three chunks: an interval (one deploy window used to leave it NaN)
+    assert r["e_deploy_stream_j_per_task"] == pytest.approx(42.0 / 30)
+    assert 1.2 <= r["e_deploy_stream_j_per_task_lo"] < 1.4 < r["e_deploy_stream_j_per_task_hi"]
+    assert r["e_deploy_stream_j_per_task_hi"] <= 1.6  # chunk rates 1.2, 1.4, 1.6
+    # batch: J / (5 repeats x 10 tasks); chunk rates 0.12, 0.22, 0.12
+    assert r["e_deploy_batch_j_per_task"] == pytest.approx(23.0 / 150)
+    assert r["e_deploy_batch_j_per_task_lo"] == pytest.approx(0.12)
+    assert r["e_deploy_batch_j_per_task_hi"] == pytest.approx(0.22)
+    # the break-even scenario's interval is the stream one
+    assert r["e_deploy_j_per_task_lo"] == r["e_deploy_stream_j_per_task_lo"]
+    batch_row = summary_table(load_tables(tmp_path / "a" / "run"), scenario="batch").iloc[0]
+    assert batch_row["e_deploy_j_per_task_hi"] == pytest.approx(0.22)
+    assert r["e_meta_j_lo"] == pytest.approx(100.0) and r["e_meta_j_hi"] == pytest.approx(140.0)
+    # setup windows are in neither: a costly warm-up changes no interval
+    warm = _summary(tmp_path / "b", [_chunked(stream, batch, setup_j=500.0)]).iloc[0]
+    cols = [c for c in r.index if c.endswith(("_lo", "_hi")) and c.startswith("e_")]
+    assert all(warm[c] == r[c] for c in cols)
+
+
+def test_a_chunks_adapt_and_predict_windows_are_drawn_together(tmp_path):
+    # a load burst shifts joules from predict to adapt within each chunk, the chunk's total
+    # staying 12 J: drawn together, every replicate is 12 J / 10 tasks
+    stream = [(10.0, 2.0), (6.0, 6.0), (2.0, 10.0)]
+    r = _summary(tmp_path, [_chunked(stream, stream)]).iloc[0]
+    assert r["e_deploy_stream_j_per_task_lo"] == pytest.approx(1.2)
+    assert r["e_deploy_stream_j_per_task_hi"] == pytest.approx(1.2)

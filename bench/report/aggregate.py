@@ -18,16 +18,13 @@ import pandas as pd
 
 from bench.report import breakeven
 from bench.report.columns import NOT_MEASURED, ordered
-from bench.report.curves import (
-    curves_from_windows,
-    iso_energy,
-    score_at_budget,
-    target_summary,
-)
+from bench.report.curves import curves_from_windows, iso_energy, target_summary
 from bench.report.energy import row_energy, row_flags, total
 from bench.report.ledger import (
     BASELINES,
+    CELL_SETTINGS,
     COMPARISON,
+    DEPLOY_PHASES,
     SCENARIOS,
     SETTINGS,
     LedgerTables,
@@ -52,7 +49,7 @@ __all__ = [
 ROW_KEYS = ("suite", "method", *SETTINGS)
 # Settings that change the cost, not the task or the answer: rows differing only in these
 # are compared with each other (COMPARISON leaves them out).
-RUN_SETTINGS = tuple(k for k in SETTINGS if k not in COMPARISON)
+RUN_SETTINGS = tuple(k for k in CELL_SETTINGS if k not in COMPARISON)
 # The amortization points; "ntest" is the suite's number of test episodes.
 N_LABELS = ("n1", "ntest", "n10000", "ninf")
 
@@ -120,23 +117,56 @@ def metric_columns(metrics: pd.DataFrame, keys: pd.Series) -> dict[str, float]:
 
 
 def _scores(t: LedgerTables, group: pd.DataFrame) -> pd.Series:
-    """Episode scores of a row's cells indexed by (seed, episode index)."""
+    """Episode scores of a row's cells indexed by (seed, episode-set fingerprint, episode
+    index): two rows' scores pair only on the same episode of the same episode set."""
     e = t.episodes[t.episodes["cell_key"].isin(group["cell_key"])]
-    e = e.merge(group[["cell_key", "seed"]], on="cell_key")
-    return e.set_index(["seed", "idx"])["score"].astype(float).sort_index()
+    e = e.merge(group[["cell_key", "seed", "fingerprint"]], on="cell_key")
+    return e.set_index(["seed", "fingerprint", "idx"])["score"].astype(float).sort_index()
+
+
+def superseded_columns(superseded: pd.DataFrame, row: dict) -> dict:
+    """How many done cells of this row's suite, method and settings were left out because
+    a later version of the suite file replaced them (ledger.current_cells), in words."""
+    mine = superseded
+    for k in ROW_KEYS:
+        mine = mine[mine[k] == row[k]]
+    n = len(mine)
+    if not n:
+        return {"n_superseded_cells": 0, "superseded_note": ""}
+    seeds = sorted(mine["seed"].unique())
+    which = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+    cells = "cell" if n == 1 else "cells"
+    return {
+        "n_superseded_cells": n,
+        "superseded_note": f"{n} {cells} ({which}) from an earlier version of the suite "
+        "file left out",
+    }
 
 
 def _score_columns(scores: pd.Series) -> dict:
+    """Score, its pooled-episode and seed-level 95% intervals, and the error bar the plots
+    draw. A score that is not finite on any episode (a diverged method) leaves every score
+    column NaN and says so in score_note: a mean over the finite episodes would hide it."""
+    n, n_bad = len(scores), int((~np.isfinite(scores.to_numpy(float))).sum())
     seed_means = scores.groupby(level="seed").mean()
+    out = {"n_test_episodes": n, "diverged": bool(n_bad), "score_note": ""}
+    nan = {"score_mean": np.nan, "score_ci95": np.nan, "score_seed_ci95": np.nan}
+    nan |= {"score_seed_std": np.nan, "score_errbar": np.nan, "score_errbar_kind": "none"}
+    if n_bad:
+        note = f"score not finite on {n_bad} of {n} test episodes"
+        return out | nan | {"score_note": note}
+    if not n:
+        return out | nan | {"score_note": "no test episodes recorded"}
     pooled, seeds = ci95(scores), t_ci95(seed_means)
-    return {
-        "n_test_episodes": len(scores),
+    several = len(seed_means) > 1
+    errbar = seeds if several else pooled
+    return out | {
         "score_mean": float(scores.mean()),
         "score_ci95": pooled,
         "score_seed_ci95": seeds,
-        "score_seed_std": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else np.nan,
-        "score_errbar": seeds if len(seed_means) > 1 else pooled,
-        "score_errbar_kind": "seeds" if len(seed_means) > 1 else "episodes",
+        "score_seed_std": float(seed_means.std(ddof=1)) if several else np.nan,
+        "score_errbar": errbar,
+        "score_errbar_kind": "none" if math.isnan(errbar) else "seeds" if several else "episodes",
     }
 
 
@@ -151,6 +181,8 @@ def _method_row(
     scores = _scores(t, group)
     row = {k: first[k] for k in ROW_KEYS}
     row |= {
+        "params_hash": first["params_hash"],
+        "suite_path": first["suite_path"],
         "task": first["task"],
         "score_name": first["score_name"],
         "transductive": first["normalization"] == "transductive",
@@ -162,13 +194,11 @@ def _method_row(
         "energy_scope": scope,
     }
     row |= row_energy(w, n_seeds, scenario)
-    meta = w[w["phase"] == "meta_train"]
-    deploy = w[w["phase"].isin(("adapt", "predict")) & (w["scenario"] == scenario)]
     seeds = sorted(group["seed"].unique())
-    reps = bootstrap_row(meta, deploy, seeds, "|".join(sorted(keys)) + f"|{scope}|{scenario}")
-    informative = reps.informative and row["energy_measured"]
-    for col, boot in (("e_meta_j", reps.e_meta_boot), ("e_deploy_j_per_task", reps.e_deploy_boot)):
-        row[f"{col}_lo"], row[f"{col}_hi"] = interval(boot) if informative else (np.nan, np.nan)
+    key = "|".join(sorted(keys)) + f"|{scope}"
+    intervals, reps = _energy_intervals(w, seeds, key, scenario, bool(row["energy_measured"]))
+    row |= intervals
+    meta = w[w["phase"] == "meta_train"]
     per_seed = [total(meta[meta["seed"] == s]["joules_j"]) for s in seeds]
     row["e_meta_seed_std_j"] = (
         float(np.std(per_seed, ddof=1)) if n_seeds > 1 and row["energy_measured"] else np.nan
@@ -181,25 +211,55 @@ def _method_row(
     return row, reps, scores
 
 
+def _energy_intervals(
+    w: pd.DataFrame, seeds: list, key: str, scenario: str, measured: bool
+) -> tuple[dict, Replicates]:
+    """95% bootstrap intervals of E_meta and of E_deploy in every deploy scenario (NaN
+    where not measured or nothing to resample), and the replicates of `scenario`, the
+    break-even's. `key` (the row's cell keys and scope) seeds each scenario's generator."""
+    meta = w[w["phase"] == "meta_train"]
+    out: dict[str, float] = {}
+    chosen = None
+    for s in SCENARIOS:
+        deploy = w[w["phase"].isin(DEPLOY_PHASES) & (w["scenario"] == s)]
+        reps = bootstrap_row(meta, deploy, seeds, f"{key}|{s}")
+        ok = measured and reps.deploy_informative
+        lo_hi = interval(reps.e_deploy_boot) if ok else (np.nan, np.nan)
+        out[f"e_deploy_{s}_j_per_task_lo"], out[f"e_deploy_{s}_j_per_task_hi"] = lo_hi
+        chosen = reps if s == scenario else chosen
+    ok = measured and chosen.meta_informative
+    out["e_meta_j_lo"], out["e_meta_j_hi"] = interval(chosen.e_meta_boot) if ok else (np.nan,) * 2
+    out["e_deploy_j_per_task_lo"] = out[f"e_deploy_{scenario}_j_per_task_lo"]
+    out["e_deploy_j_per_task_hi"] = out[f"e_deploy_{scenario}_j_per_task_hi"]
+    return out, chosen
+
+
 def _baseline_of(rows: list[dict], i: int, base: str, blocked: dict) -> tuple[int | None, dict]:
     """The index of row i's baseline row (same comparison group; among several, the one of
-    the same execution and threads), or None with the status and note saying why not."""
+    the same suite file, then of the same execution and threads), or None with the status
+    and note saying why not."""
     r, group = rows[i], tuple(rows[i][k] for k in COMPARISON)
     if group in blocked:
         return None, {"status": "not_comparable", "note": blocked[group]}
     if r["method"] == base:
         return None, {"status": "baseline", "note": ""}
+    if r["diverged"]:
+        return None, {"status": "diverged", "note": r["score_note"]}
     cands = [
         j
         for j, b in enumerate(rows)
         if b["method"] == base and tuple(b[k] for k in COMPARISON) == group
     ]
-    if len(cands) > 1:
-        cands = [j for j in cands if all(rows[j][k] == r[k] for k in RUN_SETTINGS)] or cands
+    for keys in (("suite_path",), RUN_SETTINGS):
+        if len(cands) > 1:
+            cands = [j for j in cands if all(rows[j][k] == r[k] for k in keys)] or cands
     if not cands:
         return None, {"status": "no_baseline", "note": f"no {base} run"}
     if len(cands) > 1:
-        runs = ", ".join(sorted("/".join(str(rows[j][k]) for k in RUN_SETTINGS) for j in cands))
+        keys = (*RUN_SETTINGS, "variant")
+        runs = ", ".join(
+            sorted("/".join(str(rows[j][k]) for k in keys if rows[j][k]) for j in cands)
+        )
         return None, {"status": "not_comparable", "note": f"several {base} rows ({runs})"}
     return cands[0], {}
 
@@ -215,18 +275,36 @@ def _baseline_columns(rows: list[dict], ctx: list, curves: pd.DataFrame, blocked
             res = {"n": np.nan, "lo": np.nan, "hi": np.nan} | res
             for k in ("n", "lo", "hi", "status", "note"):
                 r[f"breakeven_vs_{base}_{k}"] = res[k]
-            if j is None:
-                reached = "baseline" if res["status"] == "baseline" else res["note"]
-                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = np.nan, reached
-            else:
-                curve = _curves_of(curves, r)
-                r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = iso_energy(
-                    curve, float(rows[j]["score_mean"]), int(r["n_seeds"])
-                )
+            b = rows[j] if j is not None else None
+            r[f"iso_energy_vs_{base}_j"], r[f"iso_reached_vs_{base}"] = _iso(r, b, res, curves)
+
+
+# Break-even statuses after which the accuracy gate did not pass: no iso-accuracy energy.
+NOT_AS_ACCURATE = {"less_accurate": "less accurate", "diverged": "diverged"}
+
+
+def _iso(r: dict, b: dict | None, res: dict, curves: pd.DataFrame) -> tuple[float, str]:
+    """Iso-accuracy energy of row r against baseline row b, only where r passed the
+    accuracy gate on the test episodes (a validation curve reaching b's test score says
+    nothing for a method less accurate than b on the test episodes)."""
+    status = str(res["status"])
+    if status in NOT_AS_ACCURATE:
+        return np.nan, NOT_AS_ACCURATE[status]
+    if b is None:
+        return np.nan, "baseline" if status == "baseline" else str(res["note"])
+    if not (math.isfinite(float(r["score_mean"])) and math.isfinite(float(b["score_mean"]))):
+        return np.nan, str(res["note"])
+    return iso_energy(_curves_of(curves, r), float(b["score_mean"]), int(r["n_seeds"]))
 
 
 def _against(r: dict, b: dict, ctx: tuple, ctx_b: tuple, base: str) -> dict:
-    """Break-even of row r against its baseline row b, gated by accuracy."""
+    """Break-even of row r against its baseline row b, gated by accuracy (a row whose
+    score is not finite is diverged; a diverged baseline is no baseline)."""
+    if not math.isfinite(float(r["score_mean"])):
+        return {"status": "not_measured", "note": r["score_note"] or "no score"}
+    if not math.isfinite(float(b["score_mean"])):
+        why = "diverged" if b["diverged"] else "has no score"
+        return {"status": "no_baseline", "note": f"{base} {why}: {b['score_note']}"}
     lower = bool(r["lower_is_better"])
     gate = breakeven.accuracy_gate(ctx[1], ctx_b[1], lower, base, str(r["score_name"]))
     if not gate.ok:
@@ -263,14 +341,13 @@ def summary_table(
         return pd.DataFrame()
     conflicts = fingerprint_conflicts(t.cells)
     blocked = conflicts.groupby(list(COMPARISON))["reason"].apply("; ".join).to_dict()
+    superseded = t.superseded
     for r in rows:
         r |= target_summary(_curves_of(curves, r), int(r["n_seeds"]))
         r["comparable"] = tuple(r[k] for k in COMPARISON) not in blocked
+        r |= superseded_columns(superseded, r)
     _baseline_columns(rows, ctx, curves, blocked)
     summary = pd.DataFrame(rows)
-    row_keys = ["method", *RUN_SETTINGS]
-    budget = score_at_budget(curves, list(COMPARISON), row_keys)
-    summary = summary.merge(budget, on=[*COMPARISON, *row_keys], how="left")
     summary["energy_note"] = np.where(
         ~summary["energy_measured"].astype(bool),
         NOT_MEASURED,

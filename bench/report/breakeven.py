@@ -29,6 +29,7 @@ STATUSES = (
     "never",
     "until",
     "less_accurate",
+    "diverged",
     "baseline",
     "no_baseline",
     "not_measured",
@@ -86,11 +87,16 @@ def accuracy_gate(
     a: pd.Series, b: pd.Series, lower_better: bool, base: str, score_name: str
 ) -> Gate:
     """Is A at least as accurate as baseline B? `a`, `b`: episode scores indexed by
-    (seed, episode index). Paired over the episodes both scored (the protocol gives every
-    method the same episodes): with two or more common seeds, Student's t over the seeds'
-    mean differences (seeds are the independent replicates); with one, the pooled-episode
-    CI of the differences. Without common episodes, the difference of the two means with
-    the two pooled CIs combined in quadrature."""
+    (seed, [episode-set fingerprint,] episode index), one score per index value. Paired
+    over the episodes both scored, matched on the whole index, so only the same episode of
+    the same episode set pairs (the protocol gives every method the same episodes): with
+    two or more common seeds, Student's t over the seeds' mean differences (seeds are the
+    independent replicates); with one, the pooled-episode CI of the differences. Without
+    common episodes, the difference of the two means with the two pooled CIs combined in
+    quadrature. Raises ValueError when an index value repeats (two cells of one seed)."""
+    for name, s in (("A", a), (base, b)):
+        if not s.index.is_unique:
+            raise ValueError(f"accuracy_gate: {name}'s episode scores repeat an index value")
     common = a.index.intersection(b.index)
     seeds = common.get_level_values(0).unique() if len(common) else []
     if len(seeds) > 1:
@@ -148,6 +154,7 @@ def text(status: str, n: float, lo: float, hi: float, base: str) -> str:
         "from_first_task": "from the first task",
         "never": "never",
         "less_accurate": "less accurate",
+        "diverged": "diverged",
         "baseline": "baseline",
         "no_baseline": f"no {base} run",
         "not_measured": "not measured",

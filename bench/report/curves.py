@@ -1,5 +1,5 @@
 """Learning curves against cumulative meta-training energy, and what is read off them:
-energy-to-target, iso-accuracy energy against a baseline, score at a common budget."""
+energy-to-target and iso-accuracy energy against a baseline."""
 
 from __future__ import annotations
 
@@ -112,31 +112,3 @@ def iso_energy(curves: pd.DataFrame, baseline_score: float, n_seeds: int) -> tup
         return np.nan, "no checkpoints"
     joules, _, reached_text = _over_seeds(curves, baseline_score, n_seeds)
     return joules, reached_text
-
-
-def score_at_budget(
-    curves: pd.DataFrame, group_keys: list[str], row_keys: list[str]
-) -> pd.DataFrame:
-    """Per comparison group (`group_keys`, e.g. suite and settings): the common
-    meta-training energy budget (the smallest final cumulative energy among the meta-trained
-    rows, so every one has spent it) and each row's (`row_keys` within the group, e.g.
-    method and execution) mean validation score at its last checkpoint within it."""
-    cols = [*group_keys, *row_keys, "budget_j", "val_score_at_budget"]
-    c = curves.dropna(subset=["meta_j_cum"])
-    if c.empty:
-        return empty(cols)
-    rows = []
-    for group, s in c.groupby(group_keys):
-        budget = s.groupby([*row_keys, "seed"])["meta_j_cum"].max().min()
-        for row, m in s.groupby(row_keys):
-            within = m[m["meta_j_cum"] <= budget * (1 + 1e-9)]
-            last = within.sort_values("step").groupby("seed")["val_score"].last()
-            rows.append(
-                {
-                    **dict(zip(group_keys, group, strict=True)),
-                    **dict(zip(row_keys, row, strict=True)),
-                    "budget_j": float(budget),
-                    "val_score_at_budget": float(last.mean()) if len(last) else np.nan,
-                }
-            )
-    return pd.DataFrame(rows, columns=cols)

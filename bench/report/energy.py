@@ -25,6 +25,11 @@ IDLE_Z = 1.96  # the idle noise band: 95% of a normal idle power reading
 # by up to 1.5% at idle over 10 s (docs/results/h200-2026-11-30); 2% rounds that up.
 IDLE_FALLBACK_REL_STD = 0.02
 FOREIGN_LOAD_THRESHOLD = 0.1  # share of the machine's CPU used by other processes
+# The CPU-time counters behind foreign_cpu_load tick every 10 ms (USER_HZ): over fewer than
+# 20 ticks a share is quantized by more than 5% (a 5 ms window reads 0 or 1), so shorter
+# windows are left out of the row's load (the meters' process-attributed sources refuse to
+# bill windows below the same 0.2 s; older ledgers hold such windows).
+LOAD_MIN_WINDOW_S = 0.2
 WITHIN_IDLE_NOISE = "within idle noise"
 BELOW_IDLE = "below the idle baseline"
 
@@ -65,14 +70,14 @@ def net_figure(gross: float, idle: float, idle_std: float) -> tuple[float, str]:
     return math.nan, WITHIN_IDLE_NOISE if net >= -band else BELOW_IDLE
 
 
-def _with_idle_std(w: pd.DataFrame) -> pd.Series:
+def idle_std_j(w: pd.DataFrame) -> pd.Series:
     """Idle std (J) of each window: its idle std W (fallback: a share of idle W) x seconds."""
     std_w = w["idle_std_w"].where(w["idle_std_w"].notna(), IDLE_FALLBACK_REL_STD * w["idle_w"])
     return std_w * w["seconds_s"]
 
 
 def _net(w: pd.DataFrame, n_seeds: int, scenario: str) -> dict:
-    w = w.assign(idle_std_j=_with_idle_std(w))
+    w = w.assign(idle_std_j=idle_std_j(w))
     meta = w[w["phase"] == "meta_train"]
     out = {}
     parts = [total(meta[c]) / n_seeds for c in ("joules_j", "idle_j", "idle_std_j")]
@@ -141,21 +146,62 @@ def row_energy(w: pd.DataFrame, n_seeds: int, scenario: str = "stream") -> dict:
     return out
 
 
-def row_flags(w: pd.DataFrame, cells: pd.DataFrame) -> dict:
-    """Foreign load and shared-energy marks of one row (`cells`: its ledger cells rows)."""
-    load = w["foreign_cpu_load"].max() if len(w) else np.nan
-    reasons = []
-    if "exclusive_energy" in cells and (cells["exclusive_energy"] == 0).any():
-        reasons.append(
-            "ran concurrently with other cells on the same CPU package: "
-            "CPU and DRAM energy is the package's, shared"
+def foreign_load_columns(w: pd.DataFrame) -> dict:
+    """The CPU share other processes used while the row's cells ran: the seconds-weighted
+    mean of the windows' foreign_cpu_load and its largest value, over the windows of at
+    least LOAD_MIN_WINDOW_S that recorded one; flagged above FOREIGN_LOAD_THRESHOLD."""
+    ok = w[w["foreign_cpu_load"].notna() & (w["seconds_s"] >= LOAD_MIN_WINDOW_S)]
+    seconds = float(ok["seconds_s"].sum())
+    if not seconds:
+        return {"foreign_load": np.nan, "foreign_load_max": np.nan}
+    mean = float((ok["foreign_cpu_load"] * ok["seconds_s"]).sum()) / seconds
+    top = float(ok["foreign_cpu_load"].max())
+    out = {"foreign_load": mean, "foreign_load_max": top}
+    flag = mean > FOREIGN_LOAD_THRESHOLD
+    note = (
+        f"other processes used {mean:.0%} of the machine's CPU while these cells ran "
+        f"(time-weighted; up to {top:.0%} in one window): contention may have inflated "
+        "its time and energy"
+    )
+    return out | {"foreign_load_flag": flag, "foreign_load_note": note if flag else ""}
+
+
+def sharing(w: pd.DataFrame, cells: pd.DataFrame) -> dict:
+    """Whose CPU and DRAM energy the row's figures are (`cells`: its ledger cells rows):
+    own (no other cell shared the package), attributed (cells shared it and every CPU and
+    DRAM figure is this process's share: split by CPU time, or estimated for the process),
+    or shared (cells shared it and some figure is the whole package's or machine's, so
+    it is counted once per concurrent cell)."""
+    concurrent = "exclusive_energy" in cells and bool((cells["exclusive_energy"] == 0).any())
+    host = w[w["host_attributed"].notna()]
+    whole = host[~host["host_attributed"].astype(bool)]
+    split = sorted({a for a in w["attribution"] if a})
+    if concurrent and len(whole):
+        sources = join_sources(pd.concat([whole["cpu_source"], whole["dram_source"]]))
+        how = "shared"
+        why = (
+            "ran beside other cells on the same CPU package without attribution: its CPU "
+            f"and DRAM figures ({sources}) are the whole package's, counted once per "
+            "concurrent cell"
         )
-    attributed = sorted({a for a in w["attribution"] if a})
-    if attributed:
-        reasons.append(f"energy attributed among concurrent cells ({', '.join(attributed)})")
-    return {
-        "foreign_load_max": float(load) if pd.notna(load) else np.nan,
-        "foreign_load_flag": bool(pd.notna(load) and load > FOREIGN_LOAD_THRESHOLD),
-        "shared_energy": bool(reasons),
-        "shared_energy_reason": "; ".join(reasons),
-    }
+    elif (concurrent and len(host)) or split:
+        how = "attributed"
+        parts = []
+        if split:
+            parts.append(
+                f"package energy split among the processes by CPU time ({'+'.join(split)})"
+            )
+        estimated = join_sources(host.loc[~host["attribution"].astype(bool), "cpu_source"])
+        if estimated != "none":
+            parts.append(f"estimated for this process's CPU time and memory ({estimated})")
+        where = "ran beside other cells on the same CPU package; " if concurrent else ""
+        why = f"{where}its CPU and DRAM figures are this process's share: " + "; ".join(parts)
+    else:
+        how, why = "own", ""
+    return {"energy_sharing": how, "shared_energy": how == "shared", "shared_energy_reason": why}
+
+
+def row_flags(w: pd.DataFrame, cells: pd.DataFrame) -> dict:
+    """Foreign load and energy-sharing marks of one row (`cells`: its ledger cells rows)."""
+    unflagged = {"foreign_load_flag": False, "foreign_load_note": ""}
+    return unflagged | foreign_load_columns(w) | sharing(w, cells)

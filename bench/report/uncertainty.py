@@ -8,7 +8,10 @@ percentile interval of ch. 13; the two-stage scheme for clustered data: Davison 
 1. seeds: with n_seeds >= 2, draw n_seeds of the row's seeds with replacement (the
    spread over seeds: meta-training and initialisation differ per seed);
 2. windows: within each drawn seed, draw its windows of a phase with replacement, keeping
-   each window's (joules, items) pair, and take the per-item rate sum(J) / sum(items).
+   each window's (joules, items) pair, and take the per-item rate sum(J) / sum(items);
+   items = repeats x tasks (a pure deploy pass repeated inside its window to outlast the
+   meter's resolution). The deploy phase runs in chunks of tasks, each metered by an adapt
+   and a predict window per scenario: a chunk's two windows are drawn together.
 
 E_meta* = mean over drawn seeds of rate* x the seed's meta_train items (its total);
 E_deploy* = sum over drawn seeds of adapt J* / adapt items* + the same for predict.
@@ -20,9 +23,9 @@ interpolation, so a replicate of +inf stays +inf).
 What it covers: the window-to-window variability of the energy rate (machine noise,
 counter resolution) and the seed-to-seed spread. What it does not: a load that shifts a
 whole run (see foreign_load_flag), or bias of the meters. With few windows (the harness
-meters deploy in chunks of >= 32 tasks, meta-training between checkpoints) the percentile
-interval is narrow-biased by about sqrt((k - 1) / k); with a single window and a single
-seed there is nothing to resample and the interval is NaN.
+meters deploy in at least 3 equal chunks per scenario, meta-training between checkpoints)
+the percentile interval is narrow-biased by about sqrt((k - 1) / k); with a single window
+and a single seed there is nothing to resample and that quantity's interval is NaN.
 """
 
 from __future__ import annotations
@@ -59,40 +62,56 @@ def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float
 
 @dataclass(frozen=True)
 class Replicates:
-    """Bootstrap replicates [N_BOOT] of one summary row's E_meta (J) and E_deploy (J/task)."""
+    """Bootstrap replicates [N_BOOT] of one summary row's E_meta (J) and E_deploy (J/task)
+    of one deploy scenario. A quantity is informative unless it has a single seed with a
+    single window in one of its phases (nothing to resample: its interval is NaN)."""
 
     e_meta_boot: np.ndarray
     e_deploy_boot: np.ndarray
-    informative: bool  # False: a single seed with a single window in some phase
+    meta_informative: bool
+    deploy_informative: bool
+
+    @property
+    def informative(self) -> bool:
+        return self.meta_informative and self.deploy_informative
 
 
-def _within_seed(j: np.ndarray, n: np.ndarray, rng: np.random.Generator, n_boot: int):
-    """Resampled (sum J, sum items) [n_boot] of one seed's windows of one phase."""
-    k = len(j)
-    if k == 0:
-        return np.zeros(n_boot), np.zeros(n_boot)
-    idx = rng.integers(0, k, size=(n_boot, k))
+Windows = tuple[np.ndarray, np.ndarray]  # (joules, tasks) of one seed's windows of a phase
+
+
+def _sums(w: Windows, idx: np.ndarray) -> Windows:
+    """Resampled (sum J, sum tasks) [n_boot] for index draws idx [n_boot, k]."""
+    j, n = w
+    if len(j) == 0:
+        return np.zeros(len(idx)), np.zeros(len(idx))
     return j[idx].sum(axis=1), n[idx].sum(axis=1)
 
 
-def _phase(windows: pd.DataFrame, phase: str, seeds: list) -> list[tuple[np.ndarray, np.ndarray]]:
-    w = windows[windows["phase"] == phase]
-    return [
-        (
-            w.loc[w["seed"] == s, "joules_j"].to_numpy(float),
-            w.loc[w["seed"] == s, "items_done"].to_numpy(float),
-        )
-        for s in seeds
-    ]
+def _draw(rng: np.random.Generator, k: int, n_boot: int) -> np.ndarray:
+    return rng.integers(0, max(k, 1), size=(n_boot, k))
+
+
+def _windows(w: pd.DataFrame, phase: str, seed: object) -> Windows:
+    """One seed's windows of a phase in the order they ran (idx)."""
+    mine = w[(w["phase"] == phase) & (w["seed"] == seed)].sort_values("idx")
+    return mine["joules_j"].to_numpy(float), mine["items_done"].to_numpy(float)
+
+
+def _single(per_seed: list[Windows]) -> bool:
+    """A single seed whose phase has a single window: nothing to resample."""
+    return len(per_seed) == 1 and len(per_seed[0][0]) == 1
 
 
 def bootstrap_row(
     meta: pd.DataFrame, deploy: pd.DataFrame, seeds: list[int], key: str, n_boot: int = N_BOOT
 ) -> Replicates:
     """Two-stage bootstrap of one row of `seeds`: `meta` its meta_train windows, `deploy`
-    its adapt and predict windows of the break-even scenario (enriched windows: seed,
-    phase, joules_j, items_done); `key` seeds the generator. A phase without windows costs
-    0 J (no meta-training) or leaves E_deploy NaN (nothing to divide by)."""
+    its adapt and predict windows of one scenario (enriched windows: seed, phase, idx,
+    joules_j, items_done = repeats x tasks; setup windows are neither); `key` seeds the
+    generator. Within a seed, the k-th adapt and k-th predict window serve the same chunk
+    of tasks: with as many of each they are drawn together (a load burst hits both), else
+    each phase on its own. A phase without windows costs 0 J (no meta-training) or leaves
+    E_deploy NaN (nothing to divide by)."""
     rng = generator(key)
     draw = (
         rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
@@ -100,25 +119,37 @@ def bootstrap_row(
         else np.zeros((n_boot, 1), dtype=int)
     )
     cols = np.arange(n_boot)[:, None]
-    phases = {"meta": _phase(meta, "meta_train", seeds)}
-    phases |= {p: _phase(deploy, p, seeds) for p in DEPLOY_PHASES}
-    informative = len(seeds) > 1 or all(len(j) != 1 for v in phases.values() for j, _ in v)
-    stacked = {}
-    for name, per_seed in phases.items():
-        res = [_within_seed(j, n, rng, n_boot) for j, n in per_seed]
-        stacked[name] = (np.stack([r[0] for r in res]).T, np.stack([r[1] for r in res]).T)
+    metas = [_windows(meta, "meta_train", s) for s in seeds]
+    adapts = [_windows(deploy, "adapt", s) for s in seeds]
+    predicts = [_windows(deploy, "predict", s) for s in seeds]
+    meta_j, meta_n, dep = [], [], {p: ([], []) for p in DEPLOY_PHASES}
+    for m, a, p in zip(metas, adapts, predicts, strict=True):
+        j, n = _sums(m, _draw(rng, len(m[0]), n_boot))
+        meta_j.append(j)
+        meta_n.append(n)
+        paired = len(a[0]) == len(p[0])
+        idx = _draw(rng, len(a[0]), n_boot)
+        for phase, w in (("adapt", a), ("predict", p)):
+            j, n = _sums(w, idx if paired else _draw(rng, len(w[0]), n_boot))
+            dep[phase][0].append(j)
+            dep[phase][1].append(n)
 
-    j, n = stacked["meta"]  # [n_boot, n_seeds]
-    totals = np.array([float(nn.sum()) for _, nn in phases["meta"]])
+    j, n = np.stack(meta_j).T, np.stack(meta_n).T  # [n_boot, n_seeds]
+    totals = np.array([float(nn.sum()) for _, nn in metas])
     with np.errstate(invalid="ignore", divide="ignore"):
         seed_meta = np.where(n > 0, j / n, 0.0) * totals  # each seed's resampled E_meta
     e_meta_boot = seed_meta[cols, draw].mean(axis=1)
     e_deploy_boot = np.zeros(n_boot)
-    for p in DEPLOY_PHASES:
-        j, n = stacked[p]
+    for phase in DEPLOY_PHASES:
+        j, n = (np.stack(x).T for x in dep[phase])
         with np.errstate(invalid="ignore", divide="ignore"):
             e_deploy_boot = e_deploy_boot + j[cols, draw].sum(axis=1) / n[cols, draw].sum(axis=1)
-    return Replicates(e_meta_boot, e_deploy_boot, informative)
+    return Replicates(
+        e_meta_boot,
+        e_deploy_boot,
+        meta_informative=not _single(metas),
+        deploy_informative=not (_single(adapts) or _single(predicts)),
+    )
 
 
 # --------------------------------------------------------------------------- formatting

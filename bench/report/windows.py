@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.report.energy import idle_std_j, net_figure
 from bench.report.ledger import (
     ENERGY_SCOPES,
     J_PER_KWH,
@@ -19,6 +20,7 @@ from bench.report.ledger import (
     component_kind,
     empty,
     is_estimated,
+    is_process_share,
     join_sources,
     parse_json,
 )
@@ -39,6 +41,7 @@ WINDOW_COLUMNS = [
     "idle_std_w",
     "idle_j",
     "net_j",
+    "net_note",
     "source",
     "co2_g",
     "warnings",
@@ -46,6 +49,7 @@ WINDOW_COLUMNS = [
     "estimated",
     "foreign_cpu_load",
     "attribution",
+    "host_attributed",
 ]
 
 
@@ -104,7 +108,6 @@ def _scope_row(
         "idle_w": idle_watts,
         "idle_std_w": idle_std,
         "idle_j": idle_watts * seconds,
-        "net_j": gross - idle_watts * seconds,
         "source": join_sources(sources.get(c, "none") for c in comps),
     }
 
@@ -129,9 +132,9 @@ def _window_row(
     details = details if isinstance(details, dict) else {}
     load = details.get("foreign_cpu_load")
     # {"cpu:0": "process-cpu-time", ...}: energy split among concurrent cells' processes
-    attribution = details.get("attribution") or {}
-    if isinstance(attribution, dict):
-        attribution = "+".join(sorted(set(map(str, attribution.values()))))
+    split = details.get("attribution") or {}
+    split = split if isinstance(split, dict) else {}
+    attribution = "+".join(sorted(set(map(str, split.values()))))
     return {
         "cell_key": w.cell_key,
         "phase": w.phase,
@@ -148,15 +151,28 @@ def _window_row(
         **_kind_columns(joules, sources),
         "estimated": is_estimated(row["source"]),
         "foreign_cpu_load": float(load) if isinstance(load, (int, float)) else np.nan,
-        "attribution": str(attribution),
+        "attribution": attribution,
+        "host_attributed": _host_attributed(joules, sources, split),
     }
+
+
+def _host_attributed(joules: dict, sources: dict, split: dict) -> bool | None:
+    """Is every CPU and DRAM figure of the window this process's share: split by CPU time
+    (details["attribution"]) or estimated for the process (is_process_share)? None when
+    the window has no CPU or DRAM figure."""
+    host = [c for c in joules if component_kind(c) in ("cpu", "dram")]
+    if not host:
+        return None
+    return all(c in split or is_process_share(str(sources.get(c, ""))) for c in host)
 
 
 def enrich_windows(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
     """One row per window of a done cell with the cell's identity and settings.
 
     joules_j / idle_w / net_j / co2_g / source / estimated cover the components of
-    `energy_scope` ("node": every component; "gpu": the accelerator only); <kind>_j and
+    `energy_scope` ("node": every component; "gpu": the accelerator only); net_j follows
+    energy.net_figure (NaN within the idle noise band or below the baseline, net_note
+    saying which), so it is never negative; <kind>_j and
     <kind>_source every component kind. items_done = repeats x n_items (the tasks a
     window's energy is divided by); j_per_item and s_per_item are per such task.
     """
@@ -174,6 +190,12 @@ def enrich_windows(t: LedgerTables, energy_scope: str = "node") -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["cell_key", *WINDOW_COLUMNS])
     out = done[CELL_COLUMNS + list(SETTINGS)].merge(frame, on="cell_key")
+    # net of idle as in the summary: a figure within the idle noise band reads as such
+    nets = [
+        net_figure(*v) for v in zip(out["joules_j"], out["idle_j"], idle_std_j(out), strict=True)
+    ]
+    out["net_j"] = [n for n, _ in nets]
+    out["net_note"] = [note for _, note in nets]
     out["items_done"] = out["repeats"] * out["n_items"]
     out["j_per_item"] = out["joules_j"] / out["items_done"]
     out["s_per_item"] = out["seconds_s"] / out["items_done"]
