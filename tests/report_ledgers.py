@@ -1,9 +1,10 @@
 """Ledgers for the report tests (tests/test_report*.py, tests/test_compare*.py): failed
-cells, a 9-method grid shaped like the CPU reference, and the H200 ledger when present.
+cells, a 9-method grid shaped like the CPU reference, and the H200 ledger (committed, gzipped).
 Built on tests/ledger_factory.py."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import shutil
@@ -16,6 +17,7 @@ from ledger_factory import ENVIRONMENT, RUN_ID, write_ledger
 from bench.store import Ledger, insert_cell
 
 REPO = Path(__file__).resolve().parent.parent
+H200_GZ = REPO / "docs" / "results" / "h200-2026-11-30" / "ledger.sqlite.gz"
 H200_RUN = REPO.parent / "shared" / "gpu-runs" / "h200-2026-11-30" / "run"
 
 TRACEBACK = (
@@ -66,12 +68,18 @@ def failed_only_ledger(run_dir: Path) -> Path:
 
 
 def h200_copy(tmp: Path) -> Path:
-    """A copy of the first H200 run's ledger (never written in place); skips without it."""
-    ledger = H200_RUN / "ledger.sqlite"
-    if not ledger.is_file():
-        pytest.skip(f"the H200 ledger is not here ({ledger}): ../shared is absent")
+    """A copy of the first H200 run's ledger (never written in place): the committed
+    docs/results/h200-2026-11-30/ledger.sqlite.gz, else ../shared's raw run folder; skips
+    without either."""
     run = tmp / "h200"
     run.mkdir(parents=True)
+    if H200_GZ.is_file():
+        with gzip.open(H200_GZ) as src, (run / "ledger.sqlite").open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return run
+    ledger = H200_RUN / "ledger.sqlite"
+    if not ledger.is_file():
+        pytest.skip(f"the H200 ledger is not here ({H200_GZ}, {ledger})")
     shutil.copy(ledger, run / "ledger.sqlite")
     return run
 
