@@ -89,7 +89,7 @@ def test_the_issue_example_reads_as_a_decision():
         "Best: ProtoNets 97.7 ± 0.3% against from-scratch 69.7 ± 0.3% and transfer 66.5 ± 0.3%."
     )
     assert "ProtoNets' meta-training costs 2.40 kJ (partly estimated; 85.7 s)" in text
-    assert "pays back against from-scratch after 800 tasks (95% interval 700–1,000)" in text
+    assert "pays back against from-scratch after 800 tasks (95% CI 700 to 1,000)" in text
     assert "then costs 0.166 J per task against 3.01 J and 1.29 J" in text
     assert text.count("estimated") == 2  # once in the cost, once in the source line
     assert "GPU measured (nvml-counter); CPU estimated" in text and "25% of the joules" in text
@@ -125,7 +125,7 @@ def test_every_break_even_status_has_words(status, expected):
 def test_until_gives_the_crossing_and_the_note():
     meta = row("maml", 0.9, 10.0, 5.0, **be("scratch", "until", 12.3, 11.0, 14.0, "x"))
     text = " ".join(suite_headline("toy", grid(meta, BASES[0])).lines)
-    assert "cheaper than from-scratch only until 12 tasks (95% interval 11–14) (x)" in text
+    assert "cheaper than from-scratch only until 12 tasks (95% CI 11 to 14) (x)" in text
 
 
 def test_transductive_rows_are_named_apart_never_ranked():
@@ -193,10 +193,38 @@ def test_numbers_never_use_scientific_notation():
     assert fmt.sig(0.000123456) == "0.000123"
     assert fmt.sig(1234567) == "1,230,000"
     assert fmt.grams(0.000212) == "0.000212 g"
-    assert fmt.count(843.6) == "844" and fmt.count(12345) == "12,300"
-    assert fmt.count_range(186, 95, 366) == ("200", "100", "400")
     assert fmt.score(0.9862, 0.0015, False) == "98.6 ± 0.1%"
     assert fmt.seconds(3174) == "52.9 min" and fmt.seconds(0.0123) == "12.3 ms"
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        ((116.96, 44.9, 255.6), "120 tasks (95% CI 40 to 260)"),  # the review's H200 case
+        ((116.94, 90.2, 171.0), "120 tasks (95% CI 90 to 170)"),
+        ((116.94, 112.1, 121.3), "117 tasks (95% CI 112 to 121)"),
+        ((116.94, 116.90, 116.98), "117 tasks (95% CI 117 to 117)"),  # at most 3 digits
+        ((843.6, 700.0, 1010.0), "800 tasks (95% CI 700 to 1,000)"),
+        ((1875.3, 410.0, 9100.0), "2,000 tasks (95% CI 400 to 9,000)"),
+        ((40.0, 8.0, math.inf), "40 tasks (95% CI 8 to never)"),
+        ((3.2, 0.0, 9.0), "3 tasks (95% CI 0 to 9)"),  # 0: from the first task
+        ((0.4,), "1 task"),  # tasks are served whole
+        ((116.94,), "117 tasks"),
+        ((12345.0,), "12,300 tasks"),
+        ((NAN,), "—"),
+    ],
+)
+def test_break_even_prints_the_digits_its_interval_supports(args, text):
+    assert fmt.tasks(*args) == text
+
+
+def test_break_even_words_are_one_function_everywhere():
+    from bench.report.reading import breakeven
+
+    r = pd.Series(be("scratch", "until", 40.0, 8.0, math.inf))
+    assert breakeven(r, "scratch").text() == "until 40 tasks (95% CI 8 to no limit)"
+    r = pd.Series(be("scratch", "after", 40.0, 0.0, math.inf))
+    assert breakeven(r, "scratch").text() == "after 40 tasks (95% CI 0 to never)"
 
 
 def test_styles_are_fixed_per_name_and_distinct():

@@ -81,36 +81,47 @@ def seconds(value: float) -> str:
     return f"{sig(value)} s"
 
 
-def count(value: float) -> str:
-    """A number of tasks: whole, three significant digits at most: 843.6 -> "844",
-    12345 -> "12,300", 0.4 -> "1" (tasks are served whole)."""
-    if is_missing(value):
-        return "—"
-    if math.isinf(value):
-        return "∞"
-    whole = max(math.ceil(value - 1e-9), 1)
-    return sig(whole, 3) if whole >= 1000 else str(whole)
-
-
 def _decade(value: float) -> float:
     return 10.0 ** math.floor(math.log10(abs(value))) if value else 1.0
 
 
-def count_range(value: float, lo: float, hi: float) -> tuple[str, str, str]:
-    """N* and its interval with only the digits the interval supports: the estimate is
-    rounded to the leading digit of the interval's half-width (never finer than three
-    significant digits), each end to that step or its own leading digit if coarser:
-    (186, 95, 366) -> ("200", "100", "400"); (843.6, 700, 1010) -> ("800", "700", "1,000")."""
-    if is_missing(lo) or is_missing(hi) or hi - lo <= 0:
-        return count(value), count(lo), count(hi)
-    if math.isinf(hi):  # unbounded: two significant digits, no more are supported
-        two = [
-            round(v / (_decade(v) / 10)) * (_decade(v) / 10) if v >= 10 else v for v in (value, lo)
+def _whole(value: float, step: float, open_end: str) -> str:
+    """A number of tasks rounded to `step` (>= 1): 0 stays 0, anything above 0 reads at
+    least 1 (tasks are served whole), +inf reads `open_end`."""
+    if math.isinf(value):
+        return open_end
+    rounded = round(value / step) * step
+    if value > 0:
+        rounded = max(rounded, 1.0)
+    return f"{int(rounded):,}"
+
+
+def tasks(n: float, lo: float = math.nan, hi: float = math.nan, open_end: str = "never") -> str:
+    """N* in tasks with its 95% interval, keeping only the digits the interval supports:
+    the estimate is rounded to the decade of the interval's shorter finite arm (whole tasks,
+    at most three significant digits, at least its own leading one), each end to that step
+    or its own leading digit if finer. A lower end of 0 prints 0 (resamples that were
+    cheaper from the first task); an infinite upper end prints `open_end` ("never" for
+    "after N*": resamples that never pay back).
+
+    (116.96, 44.9, 255.6) -> "120 tasks (95% CI 40 to 260)"; (40, 8, inf) -> "40 tasks
+    (95% CI 8 to never)"; (116.94) -> "117 tasks"; NaN -> "—"."""
+    if is_missing(n):
+        return "—"
+    has_ci = not (is_missing(lo) or is_missing(hi))
+    arms = [a for a in (n - lo, hi - n) if has_ci and math.isfinite(a) and a > 0]
+    top = max(_decade(n), 1.0)
+    finest = max(top / 100, 1.0)
+    step = min(max(_decade(min(arms)), finest), top) if arms else finest
+    text = _whole(n, step, open_end)
+    text += " task" if text == "1" else " tasks"
+    if has_ci:
+        ends = [
+            _whole(e, max(min(step, _decade(e)), 1.0) if math.isfinite(e) else step, open_end)
+            for e in (lo, hi)
         ]
-        return count(two[0]), count(two[1]), "∞"
-    step = max(min(_decade((hi - lo) / 2), _decade(value)), _decade(value) / 100, 1.0)
-    ends = [count(round(e / min(step, _decade(e))) * min(step, _decade(e))) for e in (lo, hi)]
-    return count(round(value / step) * step), ends[0], ends[1]
+        text += f" (95% CI {ends[0]} to {ends[1]})"
+    return text
 
 
 def score(value: float, ci: float, lower_better: bool) -> str:

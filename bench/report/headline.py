@@ -133,14 +133,10 @@ def short_note(note: str) -> str:
 
 
 def _n_clause(be) -> str:
-    n, lo, hi = fmt.count_range(be.n, be.lo, be.hi)
-    if fmt.is_missing(be.lo):
-        interval = ""
-    elif hi == "∞":  # 'never' lies inside the interval
-        interval = f" (95% interval from {lo}; possibly never)"
-    else:
-        interval = f" (95% interval {lo}–{hi})"
-    return f"{n} tasks{interval}" + (f" ({short_note(be.note)})" if be.note else "")
+    """N* in tasks with its interval (fmt.tasks), then the note's words."""
+    open_end = "no limit" if be.status == "until" else "never"
+    text = fmt.tasks(be.n, be.lo, be.hi, open_end)
+    return text + (f" ({short_note(be.note)})" if be.note else "")
 
 
 def _other(r: pd.Series, b: pd.Series, be) -> str:
@@ -161,7 +157,7 @@ def _other(r: pd.Series, b: pd.Series, be) -> str:
         return f"it is less accurate than {base} ({_score(r)} against {_score(b)})"
     if be.status == "not_comparable":
         return f"it is not compared with {base} (different test episodes)"
-    return f"against {base}: {be.short()}{note}"
+    return f"against {base}: {be.text()}{note}"
 
 
 def breakeven_line(s: pd.DataFrame, mark: str) -> str:

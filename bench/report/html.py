@@ -89,7 +89,7 @@ class Column:
     optional boolean row key `mark` that appends ≈ (estimated), and header help text.
 
     kinds: text | num | int | energy (J, kJ, MJ) | grams | seconds | share | score (with
-    its CI) | breakeven:<baseline> | count."""
+    its CI) | breakeven:<baseline>."""
 
     key: str
     title: str
@@ -115,7 +115,7 @@ def _cell(r: pd.Series, c: Column) -> dict:
         }
     if c.kind.startswith("breakeven:"):
         be = breakeven(r, c.kind.split(":", 1)[1])
-        return {"text": be.short(), "sort": _number(be.n), "title": be.note}
+        return {"text": be.text(), "sort": _number(be.n), "title": be.note}
     if _missing(value):
         return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":
@@ -125,7 +125,6 @@ def _cell(r: pd.Series, c: Column) -> dict:
         "grams": fmt.grams,
         "seconds": fmt.seconds,
         "share": lambda v: f"{fmt.sig(100 * v, 3)}%",
-        "count": fmt.count,
         "int": lambda v: f"{int(v):,}",
         "num": fmt.sig,
     }

@@ -196,7 +196,7 @@ def _breakeven_rows(s: pd.DataFrame) -> list[tuple[str, str, str, object]]:
             point = None
             if b.has_number and b.n >= 1:
                 point = (b.n, r["e_meta_j"] / b.n + r["e_deploy_j_per_task"])
-            rows.append((str(r["method"]), base, b.short(), point))
+            rows.append((str(r["method"]), base, b.text(), point))
     return rows
 
 

@@ -110,7 +110,7 @@ def _markdown_table(s: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(c["text"] for c in row) + " |" for row in t["rows"]]
     note = (
         '\n≈: rests on estimated energy (a model, not a meter). "not measured": no meter '
-        "covered the phase. N*: tasks after which meta-training pays back (95% interval)."
+        "covered the phase. N*: tasks after which meta-training pays back, with its 95% CI."
     )
     return "\n".join([head, rule, *rows]) + "\n" + note
 
