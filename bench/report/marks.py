@@ -21,8 +21,11 @@ SHARED = "‡"
 
 
 def _flag(r: pd.Series, key: str) -> bool:
+    """A boolean column's value (numpy or Python; NaN, None, absent or text: False)."""
     value = r.get(key)
-    return bool(value) if isinstance(value, (bool, int, float)) and value == value else False
+    if isinstance(value, str) or value is None:
+        return False
+    return bool(pd.notna(value) and value)
 
 
 def foreign(r: pd.Series) -> bool:
