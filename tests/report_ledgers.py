@@ -1,9 +1,10 @@
 """Ledgers for the report tests (tests/test_report*.py, tests/test_compare*.py): failed
-cells, a 9-method grid shaped like the CPU reference, and the H200 ledger when present.
+cells, a 9-method grid shaped like the CPU reference, and the H200 ledger (committed, gzipped).
 Built on tests/ledger_factory.py."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import shutil
@@ -16,6 +17,7 @@ from ledger_factory import ENVIRONMENT, RUN_ID, write_ledger
 from bench.store import Ledger, insert_cell
 
 REPO = Path(__file__).resolve().parent.parent
+H200_GZ = REPO / "docs" / "results" / "h200-2026-11-30" / "ledger.sqlite.gz"
 H200_RUN = REPO.parent / "shared" / "gpu-runs" / "h200-2026-11-30" / "run"
 
 TRACEBACK = (
@@ -66,12 +68,18 @@ def failed_only_ledger(run_dir: Path) -> Path:
 
 
 def h200_copy(tmp: Path) -> Path:
-    """A copy of the first H200 run's ledger (never written in place); skips without it."""
-    ledger = H200_RUN / "ledger.sqlite"
-    if not ledger.is_file():
-        pytest.skip(f"the H200 ledger is not here ({ledger}): ../shared is absent")
+    """A copy of the first H200 run's ledger (never written in place): the committed
+    docs/results/h200-2026-11-30/ledger.sqlite.gz, else ../shared's raw run folder; skips
+    without either."""
     run = tmp / "h200"
     run.mkdir(parents=True)
+    if H200_GZ.is_file():
+        with gzip.open(H200_GZ) as src, (run / "ledger.sqlite").open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return run
+    ledger = H200_RUN / "ledger.sqlite"
+    if not ledger.is_file():
+        pytest.skip(f"the H200 ledger is not here ({H200_GZ}, {ledger})")
     shutil.copy(ledger, run / "ledger.sqlite")
     return run
 
@@ -85,12 +93,18 @@ def _episode_scores(mean: float, ci95: float, n: int) -> list[float]:
     return [mean + spread * (1 if i % 2 else -1) for i in range(n - n % 2)] + [mean] * (n % 2)
 
 
-def cpu_reference_ledger(run_dir: Path, suites: tuple[str, ...] | None = None) -> Path:
+def cpu_reference_ledger(
+    run_dir: Path,
+    suites: tuple[str, ...] | None = None,
+    normalizations: tuple[str | None, ...] = (None,),
+) -> Path:
     """A ledger rebuilt from the committed CPU reference (docs/results/cpu-2core-standard:
     14 suites x 9 methods, codecarbon estimates): every energy window of results.csv as
     it was measured, the suite settings and scores of summary.csv; episode scores and
     validation checkpoints are synthetic (same mean and CI; a curve rising to the final
-    score at each meta_train window's step), which the ledger's CSVs do not hold."""
+    score at each meta_train window's step), which the ledger's CSVs do not hold.
+    `normalizations`: one copy of every cell per value (None: NULL, i.e. transductive, as
+    the reference ran; "support" copies score 10% lower), so a suite mixes both."""
     results = pd.read_csv(CPU_REFERENCE / "results.csv")
     summary = pd.read_csv(CPU_REFERENCE / "summary.csv")
     if suites:
@@ -115,14 +129,20 @@ def cpu_reference_ledger(run_dir: Path, suites: tuple[str, ...] | None = None) -
         )
         for (suite, method), w in results.groupby(["suite", "method"]):
             row = summary[(summary["suite"] == suite) & (summary["method"] == method)].iloc[0]
-            _reference_cell(con, run_id, row, w)
+            for norm in normalizations:
+                _reference_cell(con, run_id, row, w, norm)
     con.close()
     return run_dir
 
 
-def _reference_cell(con, run_id: str, row: pd.Series, w: pd.DataFrame) -> None:
+def _reference_cell(
+    con, run_id: str, row: pd.Series, w: pd.DataFrame, normalization: str | None = None
+) -> None:
     first = w.iloc[0]
-    key = str(first["cell_key"])
+    key = str(first["cell_key"]) + (f"/{normalization}" if normalization else "")
+    if normalization == "support":
+        row = row.copy()
+        row["score_mean"] *= 1.1 if row["task"] == "regression" else 0.9
     insert_cell(
         con,
         {
@@ -154,6 +174,7 @@ def _reference_cell(con, run_id: str, row: pd.Series, w: pd.DataFrame) -> None:
             "started_at": float(w["start_s"].min()),
             "finished_at": float((w["start_s"] + w["seconds_s"]).max()),
             "torch_threads": 2,
+            "normalization": normalization,
         },
     )
     windows = []

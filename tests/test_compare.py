@@ -128,3 +128,24 @@ def test_ratio_plot_text_never_overlaps(two_runs):
     fig = ratio_figure(compare_table(merged, ["cpu", "gpu"]), "toy", "cpu", "gpu")
     assert layout_faults(fig) == []
     plt.close(fig)
+
+
+def test_cells_run_under_foreign_load_are_noted(tmp_path, capsys):
+    a = toy_ledger(tmp_path / "quiet")
+    loaded = [
+        dataclasses.replace(
+            s,
+            windows=[dataclasses.replace(w, details={"foreign_cpu_load": 0.5}) for w in s.windows],
+        )
+        if s.method == "protonet"
+        else s
+        for s in toy_specs()
+    ]
+    b = write_ledger(tmp_path / "busy", loaded)
+    text = compare([a, b], tmp_path / "cmp")
+    assert "⚠ Foreign CPU load" in text and "busy: toy/protonet/seed 0" in text
+    assert "quiet:" not in text.split("⚠ Foreign CPU load")[1]
+    assert "protonet ⚠" in text  # the flagged cell's lines carry the mark
+    page = (tmp_path / "cmp" / "compare.html").read_text()
+    assert 'id="foreign-load"' in page and "busy: toy/protonet/seed 0" in page
+    assert "Foreign" not in compare([a, a], None)

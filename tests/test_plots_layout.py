@@ -1,7 +1,9 @@
 """Every figure of a report reads at 1280 px: from matplotlib's own text extents (each
-text's window extent with the figure's renderer), no text overlaps another and none leaves
-the figure. Run on the toy ledger, a 9-method ledger rebuilt from the committed CPU
-reference, and the first H200 run's ledger when ../shared is present."""
+text's window extent with the figure's renderer), no text overlaps another, none leaves
+the figure, and no table cell is shorter or narrower than its text (a row line would cut
+through its letters). Run on the toy ledger, a 9-method ledger rebuilt from the committed
+CPU reference, the same with every cell also run under the other normalization (18 rows
+per suite), and the first H200 run's ledger (committed, gzipped)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import matplotlib.pyplot as plt
 import pytest
 from ledger_factory import toy_ledger
 from matplotlib.figure import Figure
+from matplotlib.table import Table
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 from report_ledgers import cpu_reference_ledger, h200_copy
@@ -57,6 +60,24 @@ def text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
     return boxes
 
 
+def cell_faults(fig: Figure) -> list[str]:
+    """Table cells whose text reaches past the cell's edges (its row lines would cross the
+    letters), from the cell's and the text's window extents."""
+    renderer = fig.canvas.get_renderer()
+    faults = []
+    for table in fig.findobj(Table):
+        for (i, j), cell in table.get_celld().items():
+            text = cell.get_text()
+            if not text.get_text().strip():
+                continue
+            box, edge = text.get_window_extent(renderer), cell.get_window_extent(renderer)
+            if not edge.padded(TOLERANCE_PX).contains(box.x0, box.y0) or not edge.padded(
+                TOLERANCE_PX
+            ).contains(box.x1, box.y1):
+                faults.append(f"table cell {i},{j} {text.get_text()!r} is cut by its edges")
+    return faults
+
+
 def layout_faults(fig: Figure) -> list[str]:
     boxes = text_boxes(fig)
     frame = fig.bbox.padded(TOLERANCE_PX)
@@ -70,7 +91,7 @@ def layout_faults(fig: Figure) -> list[str]:
         overlap_h = min(a.y1, b.y1) - max(a.y0, b.y0)
         if overlap_w > TOLERANCE_PX and overlap_h > TOLERANCE_PX:
             faults.append(f"{ta!r} overlaps {tb!r}")
-    return faults
+    return faults + cell_faults(fig)
 
 
 def check_every_figure(run_dir) -> list[str]:
@@ -98,12 +119,34 @@ def test_layout_check_catches_overlap_and_clipping():
     assert any("leaves the figure" in f for f in faults)
 
 
+def test_layout_check_catches_a_row_line_through_text():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.axis("off")
+    table = ax.table(cellText=[["learned_opt", "reptile"]], loc="upper center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    for cell in table.get_celld().values():
+        cell.set_height(0.02)  # shorter than a 9-pt line: the row lines cross the letters
+    faults = cell_faults(fig) if fig.canvas.draw() is None else []
+    plt.close(fig)
+    assert any("learned_opt" in f and "cut" in f for f in faults)
+
+
 def test_toy_report_figures_have_no_overlap(tmp_path):
     assert check_every_figure(toy_ledger(tmp_path / "toy")) == []
 
 
 def test_nine_method_reference_figures_have_no_overlap(tmp_path):
     run = cpu_reference_ledger(tmp_path / "ref", REFERENCE_SUITES)
+    assert check_every_figure(run) == []
+
+
+def test_mixed_normalization_figures_have_no_overlap(tmp_path):
+    """Every method under both normalizations: 18 rows in one suite's legends and
+    break-even table."""
+    run = cpu_reference_ledger(
+        tmp_path / "mixed", ("omniglot-5w1s", "sinusoid-5shot"), (None, "support")
+    )
     assert check_every_figure(run) == []
 
 

@@ -90,16 +90,19 @@ def test_report_page_renders_cleanly(driver, tmp_path):
 
     # sorting works without a framework: click the score header twice -> descending
     table = "answers-classification"
-    header = driver.find_element("xpath", f"//table[@id='{table}']//th[text()='score ± 95% CI']")
+    title = "score ± 95% CI over episodes"
+    header = driver.find_element("xpath", f"//table[@id='{table}']//th[text()='{title}']")
     header.click()
     header.click()
     means = driver.execute_script(
         f"const col = [...document.querySelectorAll('#{table} thead th')]"
-        ".findIndex(th => th.textContent === 'score ± 95% CI');"
+        f".findIndex(th => th.textContent === '{title}');"
         f"return [...document.querySelectorAll('#{table} tbody tr')]"
         ".map(r => parseFloat(r.cells[col].dataset.sort))"
     )
     assert len(means) == 3 and means == sorted(means, reverse=True)
+    # every mark of the answer table is explained under it
+    assert "≈: rests on estimated energy" in driver.find_element("id", "legend-classification").text
 
     ARTIFACTS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")

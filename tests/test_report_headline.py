@@ -88,10 +88,10 @@ def test_the_issue_example_reads_as_a_decision():
     assert h.lines[0] == (
         "Best: ProtoNets 97.7 ± 0.3% against from-scratch 69.7 ± 0.3% and transfer 66.5 ± 0.3%."
     )
-    assert "ProtoNets' meta-training costs 2.40 kJ (partly estimated; 85.7 s)" in text
-    assert "pays back against from-scratch after 800 tasks (95% interval 700–1,000)" in text
+    assert "ProtoNets' meta-training costs 2.40 kJ (85.7 s)" in text
+    assert "pays back against from-scratch after 800 tasks (95% CI 700 to 1,000)" in text
     assert "then costs 0.166 J per task against 3.01 J and 1.29 J" in text
-    assert text.count("estimated") == 2  # once in the cost, once in the source line
+    assert text.count("estimated") == 1  # once per suite: in the source line
     assert "GPU measured (nvml-counter); CPU estimated" in text and "25% of the joules" in text
     assert "e+" not in text and "e-" not in text  # no scientific notation
 
@@ -125,7 +125,7 @@ def test_every_break_even_status_has_words(status, expected):
 def test_until_gives_the_crossing_and_the_note():
     meta = row("maml", 0.9, 10.0, 5.0, **be("scratch", "until", 12.3, 11.0, 14.0, "x"))
     text = " ".join(suite_headline("toy", grid(meta, BASES[0])).lines)
-    assert "cheaper than from-scratch only until 12 tasks (95% interval 11–14) (x)" in text
+    assert "cheaper than from-scratch only until 12 tasks (95% CI 11 to 14) (x)" in text
 
 
 def test_transductive_rows_are_named_apart_never_ranked():
@@ -143,11 +143,11 @@ def test_missing_methods_are_said_before_the_lines():
         pd.DataFrame(columns=["suite", "reason"]),
         {"toy": ["Never ran (the run stopped before them): MAML."], "other": ["None ran."]},
     )
-    assert [x.suite for x in h] == ["other", "toy"]
-    assert h[1].notes[0].startswith("Never ran") and h[1].text().index("Never ran") < h[
-        1
+    assert [x.suite for x in h] == ["toy", "other"]  # suites with results first
+    assert h[0].notes[0].startswith("Never ran") and h[0].text().index("Never ran") < h[
+        0
     ].text().index("Best")
-    assert h[0].lines == [] and h[0].notes == ["None ran."]
+    assert h[1].lines == [] and h[1].notes == ["None ran."]
 
 
 def test_modelled_and_unmeasured_energy_say_so():
@@ -158,7 +158,7 @@ def test_modelled_and_unmeasured_energy_say_so():
     ]  # fmt: skip
     text = " ".join(suite_headline("toy", grid(*modelled)).lines)
     assert "GPU and CPU estimated by a model of power × time (≈)" in text
-    assert "(estimated; " in text
+    assert text.count("estimated") == 1
     none = [{**r, "energy_measured": False} for r in (row("protonet", 0.9, NAN, NAN), BASES[0])]
     h = suite_headline("toy", grid(*none))
     assert h.lines[-1].startswith("Energy was not measured")
@@ -192,11 +192,40 @@ def test_joules_read_with_units(value, text):
 def test_numbers_never_use_scientific_notation():
     assert fmt.sig(0.000123456) == "0.000123"
     assert fmt.sig(1234567) == "1,230,000"
-    assert fmt.grams(0.000212) == "0.000212 g"
-    assert fmt.count(843.6) == "844" and fmt.count(12345) == "12,300"
-    assert fmt.count_range(186, 95, 366) == ("200", "100", "400")
+    assert fmt.grams(0.000212) == "212 µg" and fmt.grams(0.0) == "0 g"
+    assert fmt.grams(0.0000467, unit=fmt.mass_unit([0.0000467, 0.00458])) == "0.0467 mg"
     assert fmt.score(0.9862, 0.0015, False) == "98.6 ± 0.1%"
     assert fmt.seconds(3174) == "52.9 min" and fmt.seconds(0.0123) == "12.3 ms"
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        ((116.96, 44.9, 255.6), "120 tasks (95% CI 40 to 260)"),  # the review's H200 case
+        ((116.94, 90.2, 171.0), "120 tasks (95% CI 90 to 170)"),
+        ((116.94, 112.1, 121.3), "117 tasks (95% CI 112 to 121)"),
+        ((116.94, 116.90, 116.98), "117 tasks (95% CI 117 to 117)"),  # at most 3 digits
+        ((843.6, 700.0, 1010.0), "800 tasks (95% CI 700 to 1,000)"),
+        ((1875.3, 410.0, 9100.0), "2,000 tasks (95% CI 400 to 9,000)"),
+        ((40.0, 8.0, math.inf), "40 tasks (95% CI 8 to never)"),
+        ((3.2, 0.0, 9.0), "3 tasks (95% CI 0 to 9)"),  # 0: from the first task
+        ((0.4,), "1 task"),  # tasks are served whole
+        ((116.94,), "117 tasks"),
+        ((12345.0,), "12,300 tasks"),
+        ((NAN,), "—"),
+    ],
+)
+def test_break_even_prints_the_digits_its_interval_supports(args, text):
+    assert fmt.tasks(*args) == text
+
+
+def test_break_even_words_are_one_function_everywhere():
+    from bench.report.reading import breakeven
+
+    r = pd.Series(be("scratch", "until", 40.0, 8.0, math.inf))
+    assert breakeven(r, "scratch").text() == "until 40 tasks (95% CI 8 to no limit)"
+    r = pd.Series(be("scratch", "after", 40.0, 0.0, math.inf))
+    assert breakeven(r, "scratch").text() == "after 40 tasks (95% CI 0 to never)"
 
 
 def test_styles_are_fixed_per_name_and_distinct():
@@ -237,6 +266,36 @@ def test_notes_in_prose_drop_their_numbers():
     )
     meta = row("maml", 0.75, 100.0, 1.0, **be("scratch", "after", 50.0, note=note))
     text = " ".join(suite_headline("toy", grid(meta, BASES[0])).lines)
-    assert "after 50 tasks (scores equal within 95% CI; no interval: a phase has a single" in text
+    assert "after 50 tasks (scores equal within 95% CI)" in text
+    assert text.count("no interval") == 1  # said once per line, at its end
+    assert "(no interval: a phase has a single window and a single seed)." in text
     assert "difference" not in text
     assert fmt.score(0.5, 0.0, False) == "50.0 ± 0%"
+
+
+def test_two_seeds_give_both_intervals_each_labelled():
+    meta = row("protonet", 0.70, 100.0, 0.1, n_seeds=3, score_seed_ci95=0.625)
+    base = {**BASES[0], "n_seeds": 3, "score_seed_ci95": 0.021}
+    h = suite_headline("toy", grid(meta, base))
+    assert "over episodes (over seeds, Student's t), 600 test tasks, 3 seeds" in h.caption
+    assert h.lines[0].startswith("Best: ProtoNets 70.0 ± 0.3% (± 62.5% over seeds)")
+
+
+def test_flagged_rows_carry_marks_with_a_legend_line():
+    meta = row(
+        "protonet", 0.9, 100.0, 0.1, foreign_load_flag=True, foreign_load_mean=0.45,
+        foreign_load_max=0.8, shared_energy=True,
+        shared_energy_reason="ran beside other cells on the same CPU package",
+    )  # fmt: skip
+    h = suite_headline("toy", grid(meta, BASES[0]))
+    assert h.lines[0].startswith("Best: ProtoNets ⚠ ‡ 90.0")
+    legend = [x for x in h.lines if x.startswith("⚠")]
+    assert legend and "ProtoNets (45% time-weighted, up to 80%)" in legend[0]
+    assert any(x.startswith("‡") and "same CPU package" in x for x in h.lines)
+
+
+def test_a_diverged_row_is_never_named_best():
+    diverged = row("maml", NAN, 100.0, 0.1, score_note="diverged on 3 of 40 episodes")
+    h = suite_headline("toy", grid(diverged, row("protonet", 0.6, 100.0, 0.1), BASES[0]))
+    assert h.lines[0].startswith("Best: from-scratch")
+    assert "MAML has no score (diverged on 3 of 40 episodes): it is not ranked." in h.notes

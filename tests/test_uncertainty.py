@@ -12,7 +12,7 @@ from ledger_factory import CellSpec, Win, cpu, write_ledger
 from scipy import stats
 
 from bench.report.aggregate import summary_table
-from bench.report.uncertainty import format_n, generator, interval
+from bench.report.uncertainty import generator, interval
 from bench.report.writer import load_tables
 from bench.stats import ci95, t_ci95
 
@@ -129,24 +129,6 @@ def test_interval_keeps_infinite_replicates_and_nan_poisons():
     assert all(math.isnan(x) for x in interval(np.array([1.0, np.nan])))
     a, b = generator("cell-a").random(3), generator("cell-a").random(3)
     assert (a == b).all() and not (a == generator("cell-b").random(3)).all()
-
-
-@pytest.mark.parametrize(
-    ("args", "text"),
-    [
-        ((116.94, 90.2, 171.0), "120 (95% CI 90-170)"),
-        ((116.94, 112.1, 121.3), "117 (95% CI 112-121)"),
-        ((116.94, 116.90, 116.98), "117 (95% CI 117-117)"),  # at most 3 digits
-        ((1875.3, 410.0, 9100.0), "2,000 (95% CI 400-9,000)"),
-        ((43.7, 11.1, math.inf), "40 (95% CI 10-∞)"),
-        ((0.2956, 0.237, 0.421), "0.30 (95% CI 0.24-0.42)"),
-        ((116.94,), "117"),
-        ((math.nan,), ""),
-        ((0.0, 0.0, 0.0), "0"),
-    ],
-)
-def test_format_n_prints_the_digits_its_interval_supports(args, text):
-    assert format_n(*args) == text
 
 
 def _chunked(stream: list[tuple[float, float]], batch: list[tuple[float, float]], setup_j=0.0):

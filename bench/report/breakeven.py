@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.report.ledger import BASELINES
-from bench.report.uncertainty import Replicates, format_n, interval
+from bench.report.uncertainty import Replicates, interval
 from bench.stats import ci95, paired_difference, t_ci95
 
 STATUSES = (
@@ -144,31 +143,3 @@ def against(
     if status == "until" and n < 1:
         notes.append("N* < 1: dearer from the first task on")
     return out | {"note": "; ".join(notes)}
-
-
-def text(status: str, n: float, lo: float, hi: float, base: str) -> str:
-    """The break-even in words for tables: "after 120 (95% CI 90-170) tasks" etc."""
-    if status in ("after", "until"):
-        return f"{status} {format_n(n, lo, hi)} tasks"
-    return {
-        "from_first_task": "from the first task",
-        "never": "never",
-        "less_accurate": "less accurate",
-        "diverged": "diverged",
-        "baseline": "baseline",
-        "no_baseline": f"no {base} run",
-        "not_measured": "not measured",
-        "not_comparable": "not comparable",
-    }[status]
-
-
-def with_text(summary: pd.DataFrame) -> pd.DataFrame:
-    """A copy of a summary with breakeven_vs_<b>_text columns: text() of each row."""
-    summary = summary.copy()
-    for base in BASELINES:
-        pre = f"breakeven_vs_{base}"
-        summary[f"{pre}_text"] = [
-            text(r[f"{pre}_status"], r[f"{pre}_n"], r[f"{pre}_lo"], r[f"{pre}_hi"], base)
-            for _, r in summary.iterrows()
-        ]
-    return summary

@@ -23,7 +23,9 @@ import pandas as pd
 from bench.errors import MetabenchError
 from bench.report import fmt
 from bench.report.aggregate import enrich_windows
+from bench.report.energy import row_flags
 from bench.report.html import environment
+from bench.report.marks import FOREIGN
 from bench.report.plots import SMALL_PT, log_axes, new_figure, to_svg
 from bench.store import LEDGER_NAME
 
@@ -70,6 +72,7 @@ def load_cells(run_dir: Path) -> pd.DataFrame:
     and joules (meta_train, validate, setup: totals; adapt, predict, deploy: per task)."""
     run_dir = Path(run_dir)
     w, cells = _windows(run_dir)
+    ledger = (run_dir / LEDGER_NAME).is_file()
     rows = []
     for key, g in w.groupby("cell_key", sort=False):
         cell = cells[cells["cell_key"] == key].iloc[0]
@@ -81,10 +84,24 @@ def load_cells(run_dir: Path) -> pd.DataFrame:
             lower_is_better=str(cell.get("task")) == "regression",
         )
         row.update(_phase_figures(g))
+        row["foreign_load"], row["foreign_load_note"] = (
+            _foreign_load(g, cell) if ledger else (False, "")
+        )
         rows.append(row)
     if not rows:
         raise MetabenchError(f"{run_dir}: no finished cell to compare")
     return pd.DataFrame(rows)
+
+
+def _foreign_load(w: pd.DataFrame, cell: pd.Series) -> tuple[bool, str]:
+    """(flagged, note) of one cell of a ledger: other processes loaded the CPU while it
+    ran, by the report's own rule (bench/report/energy.py row_flags). A run read from
+    results.csv alone is never flagged (its CSV does not carry what the rule reads)."""
+    flags = row_flags(w, pd.DataFrame([cell]))
+    note = flags.get("foreign_load_note") or ""
+    if flags["foreign_load_flag"] and not note:
+        note = f"other processes used up to {flags['foreign_load_max']:.0%} of the CPU"
+    return bool(flags["foreign_load_flag"]), str(note)
 
 
 def _sum(values: pd.Series) -> float:
@@ -153,6 +170,7 @@ def compare_table(merged: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
         for phase in (*PHASES, "deploy"):
             row = {"suite": r["suite"], "method": r["method"], "seed": r["seed"]}
             row["phase"] = phase
+            row["foreign_load"] = ",".join(x for x in labels if r[f"foreign_load@{x}"])
             row["per"] = "task" if phase in (*PER_TASK, "deploy") else "cell"
             for unit, name in (("s", "seconds"), ("j", "joules")):
                 base = r[f"{phase}_{unit}@{first}"]
@@ -251,15 +269,35 @@ def _ratio_text(value: float) -> str:
     return "—" if fmt.is_missing(value) or math.isinf(value) else f"×{fmt.sig(value, 2)}"
 
 
+def foreign_note(merged: pd.DataFrame, labels: list[str]) -> str:
+    """A note naming the cells of each run that ran under foreign CPU load ("" if none):
+    their seconds and joules may include other processes' work, and so their ratios."""
+    parts = []
+    for x in labels:
+        flagged = merged[merged[f"foreign_load@{x}"].astype(bool)]
+        if len(flagged):
+            cells = ", ".join(f"{r.suite}/{r.method}/seed {r.seed}" for r in flagged.itertuples())
+            parts.append(f"{x}: {cells}")
+    if not parts:
+        return ""
+    return (
+        f"{FOREIGN} Foreign CPU load (other processes used more than 10% of the machine's "
+        f"CPU while these cells ran): {'; '.join(parts)}. Their time and energy, and the "
+        "ratios built on them, may include other processes' work."
+    )
+
+
 def text_table(table: pd.DataFrame, labels: list[str]) -> str:
-    """The ratios for a terminal: one line per cell and phase, against the first run."""
+    """The ratios for a terminal: one line per cell and phase, against the first run
+    (⚠ after the method where a run's cell ran under foreign CPU load)."""
     first = labels[0]
     head = f"{'suite':<24} {'method':<12} {'seed':>4}  {'phase':<10}"
     for label in labels[1:]:
         head += f"  {'time ' + label + '/' + first:>24}  {'energy ' + label + '/' + first:>24}"
     lines = [head]
     for _, r in table.iterrows():
-        line = f"{r['suite']:<24} {r['method']:<12} {int(r['seed']):>4}  {r['phase']:<10}"
+        method = r["method"] + (f" {FOREIGN}" if r.get("foreign_load") else "")
+        line = f"{r['suite']:<24} {method:<12} {int(r['seed']):>4}  {r['phase']:<10}"
         for label in labels[1:]:
             line += f"  {_ratio_text(r[f'seconds ratio {label}/{first}']):>24}"
             line += f"  {_ratio_text(r[f'joules ratio {label}/{first}']):>24}"
@@ -283,7 +321,8 @@ def compare(run_dirs: list[Path], out: Path | None = None) -> str:
             "of the same suites, methods, seeds and settings"
         )
     table = compare_table(merged, labels)
-    text = text_table(table, labels)
+    note = foreign_note(merged, labels)
+    text = text_table(table, labels) + (f"\n\n{note}" if note else "")
     if out is None:
         return text
     out = Path(out)
@@ -314,6 +353,7 @@ def compare(run_dirs: list[Path], out: Path | None = None) -> str:
         unknown=[k for k in (*MATCH, *MATCH_EXTRA) if k not in keys],
         plots=plots,
         rows=_page_rows(table, labels),
+        foreign_note=note,
         scores=_score_rows(scores, labels),
     )
     (out / "compare.html").write_text(page)
@@ -324,7 +364,8 @@ def _page_rows(table: pd.DataFrame, labels: list[str]) -> list[list[str]]:
     rows = []
     for _, r in table.iterrows():
         per = " / task" if r["per"] == "task" else ""
-        cells = [r["suite"], r["method"], str(int(r["seed"])), r["phase"] + per]
+        method = r["method"] + (f" {FOREIGN}" if r.get("foreign_load") else "")
+        cells = [r["suite"], method, str(int(r["seed"])), r["phase"] + per]
         for name, show in (("seconds", fmt.seconds), ("joules", fmt.joules)):
             cells += [show(r[f"{name}@{x}"]) for x in labels]
             cells += [_ratio_text(r[f"{name} ratio {x}/{labels[0]}"]) for x in labels[1:]]

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.report import fmt
+from bench.report import fmt, marks
 from bench.report.reading import BASELINES, breakeven, lower_better, pareto_front
 from bench.report.styles import display_name
+
+NOTHING_FINISHED = "no method finished"
 
 
 @dataclass
@@ -58,8 +60,20 @@ def _name(r: pd.Series) -> str:
     return display_name(str(r["method"]))
 
 
+def _marked(r: pd.Series) -> str:
+    """The method's name with its row's marks (⚠ foreign load, ‡ shared energy)."""
+    return _name(r) + marks.row_marks(r)
+
+
 def _score(r: pd.Series) -> str:
-    return fmt.score(r["score_mean"], r["score_ci95"], bool(r["lower_is_better"]))
+    """The score ± its pooled-episode 95% CI and, with two or more seeds, the seed-level
+    one in parentheses: "97.7 ± 0.3% (± 6.2% over seeds)"."""
+    lower = bool(r["lower_is_better"])
+    text = fmt.score(r["score_mean"], r["score_ci95"], lower)
+    seed_ci = r.get("score_seed_ci95")
+    if r.get("n_seeds", 1) >= 2 and not fmt.is_missing(seed_ci):
+        text += f" ({fmt.score_ci(r['score_mean'], seed_ci, lower)} over seeds)"
+    return text
 
 
 def _better(a: float, b: float, lower: bool) -> bool:
@@ -81,18 +95,18 @@ def best_line(s: pd.DataFrame) -> str:
     ranked = s.sort_values("score_mean", ascending=lower)
     best = ranked.iloc[0]
     others = [
-        f"{_name(b)} {_score(b)}"
+        f"{_marked(b)} {_score(b)}"
         for _, b in ranked.iterrows()
         if b["method"] in BASELINES and b["method"] != best["method"]
     ]
-    text = f"Best: {_name(best)} {_score(best)}"
+    text = f"Best: {_marked(best)} {_score(best)}"
     if others:
         text += " against " + _list(others)
     if best["method"] in BASELINES:
         meta = ranked[~ranked["method"].isin(BASELINES)]
         if len(meta):
             m = meta.iloc[0]
-            text += f"; the best meta-learner, {_name(m)}, {_score(m)}"
+            text += f"; the best meta-learner, {_marked(m)}, {_score(m)}"
     return text + "."
 
 
@@ -105,7 +119,7 @@ def pareto_line(s: pd.DataFrame) -> str:
     for label, col in ((f"N = {n_test:,}", "e_task_j_ntest"), ("N → ∞", "e_task_j_ninf")):
         front = pareto_front(s, col, lower)
         if len(front):
-            fronts[label] = [_name(r) for _, r in front.iterrows()]
+            fronts[label] = [_marked(r) for _, r in front.iterrows()]
     if not fronts:
         return ""
     parts = list(fronts.items())
@@ -124,30 +138,40 @@ def _possessive(name: str) -> str:
     return name + ("'" if name.endswith("s") else "'s")
 
 
+NO_INTERVAL = "no interval"  # the start of the note's reason for a missing interval
+
+
 def short_note(note: str) -> str:
-    """The break-even note without its numbers in parentheses, for prose: "scores equal
-    within 95% CI (accuracy 0.75 vs 0.5, ...); no interval: ..." -> "scores equal within
-    95% CI; no interval: ..." (tables keep the whole note as a tooltip)."""
+    """The break-even note without its numbers in parentheses, for prose, and without the
+    reason for a missing interval (breakeven_line says it once): "scores equal within 95%
+    CI (accuracy 0.75 vs 0.5, ...); no interval: ..." -> "scores equal within 95% CI"
+    (tables keep the whole note as a tooltip)."""
     parts = [re.sub(r"\s*\(.*\)\s*$", "", p.strip()) for p in note.split("; ")]
-    return "; ".join(p for p in parts if p)
+    return "; ".join(p for p in parts if p and not p.startswith(NO_INTERVAL))
+
+
+def _no_interval(notes: list[str]) -> str:
+    """The first missing-interval reason among the notes ("" if none)."""
+    for note in notes:
+        for part in note.split("; "):
+            if part.strip().startswith(NO_INTERVAL):
+                return part.strip()
+    return ""
 
 
 def _n_clause(be) -> str:
-    n, lo, hi = fmt.count_range(be.n, be.lo, be.hi)
-    if fmt.is_missing(be.lo):
-        interval = ""
-    elif hi == "∞":  # 'never' lies inside the interval
-        interval = f" (95% interval from {lo}; possibly never)"
-    else:
-        interval = f" (95% interval {lo}–{hi})"
-    return f"{n} tasks{interval}" + (f" ({short_note(be.note)})" if be.note else "")
+    """N* in tasks with its interval (fmt.tasks), then the note's words."""
+    open_end = "no limit" if be.status == "until" else "never"
+    text = fmt.tasks(be.n, be.lo, be.hi, open_end)
+    note = short_note(be.note)
+    return text + (f" ({note})" if note else "")
 
 
 def _other(r: pd.Series, b: pd.Series, be) -> str:
     """A clause for a status other than "after"."""
     base = display_name(str(b["method"]))
     mine, theirs = fmt.joules(r["e_deploy_j_per_task"]), fmt.joules(b["e_deploy_j_per_task"])
-    note = f" ({short_note(be.note)})" if be.note else ""
+    note = f" ({short_note(be.note)})" if short_note(be.note) else ""
     if be.status == "until":
         return (
             f"it is cheaper than {base} only until {_n_clause(be)}, costing less up front "
@@ -161,28 +185,29 @@ def _other(r: pd.Series, b: pd.Series, be) -> str:
         return f"it is less accurate than {base} ({_score(r)} against {_score(b)})"
     if be.status == "not_comparable":
         return f"it is not compared with {base} (different test episodes)"
-    return f"against {base}: {be.short()}{note}"
+    return f"against {base}: {be.text()}{note}"
 
 
-def breakeven_line(s: pd.DataFrame, mark: str) -> str:
+def breakeven_line(s: pd.DataFrame) -> str:
     """What meta-training of the most accurate meta-learner costs, and when it pays back
-    against each baseline (then its energy per task against theirs)."""
+    against each baseline (then its energy per task against theirs); a missing interval's
+    reason once at the end."""
     lower = lower_better(s)
     meta = s[~s["method"].isin(BASELINES)].sort_values("score_mean", ascending=lower)
     if meta.empty or fmt.is_missing(meta.iloc[0]["e_meta_j"]):
         return ""
     r = meta.iloc[0]
-    extra = f"{mark.strip(' ()')}; " if mark else ""
     text = (
         f"{_possessive(_name(r))} meta-training costs {fmt.joules(r['e_meta_j'])} "
-        f"({extra}{fmt.seconds(r['meta_train_s'])})"
+        f"({fmt.seconds(r['meta_train_s'])})"
     )
-    after, others, costs = [], [], []
+    after, others, costs, notes = [], [], [], []
     for b in BASELINES:
         rows = s[s["method"] == b]
         if rows.empty:
             continue
         be = breakeven(r, b)
+        notes.append(be.note)
         if be.status == "after":
             after.append(f"against {display_name(b)} after {_n_clause(be)}")
             costs.append(fmt.joules(rows.iloc[0]["e_deploy_j_per_task"]))
@@ -199,7 +224,8 @@ def breakeven_line(s: pd.DataFrame, mark: str) -> str:
     batch = r.get("e_deploy_batch_j_per_task")
     if not fmt.is_missing(batch) and batch != r["e_deploy_j_per_task"]:
         clauses.append(f"served in batches, {fmt.joules(batch)} per task")
-    return "; ".join([text, *clauses, *others]) + "."
+    missing = _no_interval(notes)
+    return "; ".join([text, *clauses, *others]) + (f" ({missing})" if missing else "") + "."
 
 
 KIND_NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM"}
@@ -285,8 +311,9 @@ def suite_headline(
     lower = lower_better(s)
     n_test = int(s["n_test"].iloc[0])
     seeds = int(s["n_seeds"].max())
+    ci = "± 95% CI over episodes" + (" (over seeds, Student's t)" if seeds > 1 else "")
     caption = (
-        f"{'MSE' if lower else 'accuracy'}, {n_test:,} test tasks, "
+        f"{'MSE' if lower else 'accuracy'} {ci}, {n_test:,} test tasks, "
         f"{seeds} seed{'s' if seeds > 1 else ''}"
     )
     h = SuiteHeadline(suite, caption)
@@ -302,17 +329,33 @@ def suite_headline(
             "whole query set), so they are ranked among themselves."
         )
     elif trans.any() and not trans.all():
-        apart = ", ".join(f"{_name(r)} {_score(r)}" for _, r in s[trans].iterrows())
+        apart = ", ".join(f"{_marked(r)} {_score(r)}" for _, r in s[trans].iterrows())
         h.notes.append(f"Not ranked with the rest (transductive normalization): {apart}.")
-    mark = ""
-    if ranked["estimated"].astype(bool).any():
-        share = estimated_share(ranked)
-        mark = " (partly estimated)" if share == share and share < 0.999 else " (estimated)"
+    h.notes += _left_out(s)
+    ranked = ranked[ranked["score_mean"].notna()]  # a diverged row has no score to rank
+    if ranked.empty:
+        return h
     h.lines.append(best_line(ranked))
     if ranked["energy_measured"].astype(bool).any():
-        h.lines += [x for x in (pareto_line(ranked), breakeven_line(ranked, mark)) if x]
+        h.lines += [x for x in (pareto_line(ranked), breakeven_line(ranked)) if x]
     h.lines.append(source_line(ranked, scope))
+    h.lines += marks.legends(s.assign(label=[_name(r) for _, r in s.iterrows()]))
     return h
+
+
+def _left_out(s: pd.DataFrame) -> list[str]:
+    """Notes on rows with no score (diverged) and on cells left out of a row (superseded
+    by a later version of the suite file)."""
+    out = []
+    for _, r in s.iterrows():
+        if fmt.is_missing(r["score_mean"]):
+            why = r.get("score_note")
+            why = why if isinstance(why, str) and why else "no finite score"
+            out.append(f"{_name(r)} has no score ({why}): it is not ranked.")
+        note = r.get("superseded_note")
+        if isinstance(note, str) and note:
+            out.append(f"{_name(r)}: {note}.")
+    return out
 
 
 def headline(
@@ -332,5 +375,6 @@ def headline(
         for suite, s in summary.groupby("suite", sort=True)
     ] if len(summary) else []  # fmt: skip
     for suite in sorted(set(absent) - {h.suite for h in out}):
-        out.append(SuiteHeadline(suite, "no method finished", [], absent[suite]))
-    return sorted(out, key=lambda h: h.suite)
+        out.append(SuiteHeadline(suite, NOTHING_FINISHED, [], absent[suite]))
+    # suites with results first: a reader looks for answers before for what is missing
+    return sorted(out, key=lambda h: (h.caption == NOTHING_FINISHED, h.suite))

@@ -88,8 +88,10 @@ class Column:
     """One table column: `key` in the row, header `title`, how cells read (`kind`), an
     optional boolean row key `mark` that appends ≈ (estimated), and header help text.
 
-    kinds: text | num | int | energy (J, kJ, MJ) | grams | seconds | share | score (with
-    its CI) | breakeven:<baseline> | count."""
+    kinds: text | num | int | energy (J, kJ, MJ) | grams (one unit per column, µg to t) |
+    seconds | share | score (with its pooled CI) | score_ci (a second CI of score_mean) |
+    breakeven:<baseline>. With `interval`, the cell's second line is the 95% interval of
+    `<key>_lo` / `<key>_hi`."""
 
     key: str
     title: str
@@ -101,31 +103,39 @@ class Column:
     # a text column that says why this one is empty ("0/1 seeds" -> "not reached";
     # "no transfer run", "baseline", "no checkpoints" as they are)
     missing_from: str = ""
+    interval: bool = False
 
 
-def _cell(r: pd.Series, c: Column) -> dict:
-    """{text, sort, title} of one table cell."""
+def _cell(r: pd.Series, c: Column, unit: tuple[float, str] | None = None) -> dict:
+    """{text, sort, title, sub} of one table cell (sub: a second line, the interval)."""
     value = r.get(c.key)
-    if c.kind == "score":
-        lower = bool(r.get("lower_is_better"))
-        return {
-            "text": fmt.score(value, r.get("score_ci95"), lower),
-            "sort": _number(value),
-            "title": "",
-        }
+    cell = _first_line(r, c, value, unit)
+    if c.interval and not _missing(value):
+        cell["sub"] = fmt.joules_interval(r.get(f"{c.key}_lo"), r.get(f"{c.key}_hi"))
+    return cell
+
+
+def _first_line(r: pd.Series, c: Column, value: object, unit: tuple[float, str] | None) -> dict:
+    lower = bool(r.get("lower_is_better"))
+    if c.kind in ("score", "score_ci"):
+        text = (
+            fmt.score(value, r.get("score_ci95"), lower)
+            if c.kind == "score"
+            else fmt.score_ci(r.get("score_mean"), value, lower)
+        )
+        return {"text": text, "sort": _number(value), "title": ""}
     if c.kind.startswith("breakeven:"):
         be = breakeven(r, c.kind.split(":", 1)[1])
-        return {"text": be.short(), "sort": _number(be.n), "title": be.note}
+        return {"text": be.text(), "sort": _number(be.n), "title": be.note}
     if _missing(value):
         return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":
         return {"text": str(value), "sort": str(value), "title": ""}
     formats: dict[str, Callable[[float], str]] = {
         "energy": fmt.joules,
-        "grams": fmt.grams,
+        "grams": lambda v: fmt.grams(v, unit=unit),
         "seconds": fmt.seconds,
         "share": lambda v: f"{fmt.sig(100 * v, 3)}%",
-        "count": fmt.count,
         "int": lambda v: f"{int(v):,}",
         "num": fmt.sig,
     }
@@ -162,9 +172,10 @@ def table(
     ledger without setup windows)."""
     if drop_empty:
         columns = [c for i, c in enumerate(columns) if i < 2 or _filled(df, c)]
+    units = {c.key: fmt.mass_unit(df[c.key]) for c in columns if c.kind == "grams" and c.key in df}
     rows = []
     for _, r in df.iterrows():
-        cells = [_cell(r, c) for c in columns]
+        cells = [_cell(r, c, units.get(c.key)) for c in columns]
         if label is not None:
             cells[1]["text"] = label(r)
         rows.append(cells)
@@ -179,6 +190,8 @@ def table(
 def _filled(df: pd.DataFrame, c: Column) -> bool:
     if c.kind == "score" or c.kind.startswith("breakeven:"):
         return True
+    if c.kind == "score_ci":
+        return c.key in df and bool(df[c.key].notna().any())
     if c.key not in df:
         return False
     if c.missing_from in df:  # kept where some row tried (its reason reads "k/n seeds")

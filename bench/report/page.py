@@ -9,11 +9,13 @@ import re
 
 import pandas as pd
 
+from bench.report import marks
 from bench.report.aggregate import LedgerTables, enrich_windows, fingerprint_conflicts
 from bench.report.coverage import absent_lines, unfinished_cells
 from bench.report.headline import TRANSDUCTIVE_NOTE, all_transductive, headline
 from bench.report.html import Column, table
-from bench.report.tables import page_tables
+from bench.report.ledger import SETTINGS
+from bench.report.tables import marked_label, page_tables, prepare
 
 MEASURING = ("nvml", "rapl")  # source prefixes of meters (anything estimate:* is a model)
 KIND_NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM"}
@@ -34,7 +36,7 @@ def page_context(t: LedgerTables, summary: pd.DataFrame, title: str, scope: str)
         "unfinished": unfinished_cells(t.cells).to_dict("records"),
         "conflicts": conflicts.to_dict("records"),
         **page_tables(summary),
-        **measurement_context(t),
+        **measurement_context(t, prepare(summary) if len(summary) else summary),
         **provenance_context(t),
     }
 
@@ -80,29 +82,50 @@ def energy_sentence(sources: dict[str, set[str]]) -> tuple[str, bool]:
     return text + ".", False
 
 
-def warning_groups(t: LedgerTables) -> list[dict]:
-    """Window warnings of done cells grouped by suite / method / seed, then by phase and
-    message (numbers that vary between windows folded: "×12 windows, values differ")."""
-    w = t.windows[["cell_key", "phase", "warnings"]].merge(
-        t.done[["cell_key", "suite", "method", "seed"]], on="cell_key"
-    )
+def _mark_lines(r: pd.Series | None) -> list[str]:
+    """The warnings a cell's summary row carries as marks: ⚠ foreign load, ‡ shared energy."""
+    if r is None:
+        return []
+    lines = []
+    if marks.foreign(r):
+        note = r.get("foreign_load_note")
+        if not (isinstance(note, str) and note):
+            note = f"other processes used up to {r['foreign_load_max']:.0%} of the machine's CPU"
+        lines.append(f"{marks.FOREIGN} foreign CPU load: {note}")
+    if marks.shared(r):
+        reason = r.get("shared_energy_reason")
+        lines.append(f"{marks.SHARED} shared energy: {reason or 'energy shared among cells'}")
+    return lines
+
+
+def warning_groups(t: LedgerTables, s: pd.DataFrame) -> list[dict]:
+    """Per done cell (suite / its row's label and marks / seed): the marks of its summary
+    row (`s`: prepared summary rows) with their reasons, then its windows' warnings grouped
+    by phase and message (numbers that vary between windows folded: "×12 windows, values
+    differ")."""
+    keys = ["suite", "method", *(k for k in SETTINGS if k in s and k in t.done)]
+    rows = {tuple(str(r[k]) for k in keys): r for _, r in s.iterrows()}
+    w = t.windows[["cell_key", "phase", "warnings"]]
     groups = []
-    for (suite, method, seed), g in w.groupby(["suite", "method", "seed"], sort=True):
+    for cell in t.done.sort_values(["suite", "method", "seed"]).itertuples():
+        r = rows.get(tuple(str(getattr(cell, k)) for k in keys))
         items: dict[tuple[str, str], list[str]] = {}
-        for r in g.itertuples():
-            for msg in json.loads(r.warnings or "[]"):
-                key = (r.phase, re.sub(r"\d+(\.\d+)?", "#", msg))
-                items.setdefault(key, []).append(msg)
-        lines = []
+        for x in w[w["cell_key"] == cell.cell_key].itertuples():
+            for msg in json.loads(x.warnings or "[]"):
+                items.setdefault((x.phase, re.sub(r"\d+(\.\d+)?", "#", msg)), []).append(msg)
+        lines = _mark_lines(r)
         for (phase, _), msgs in sorted(items.items()):
             more = f" (×{len(msgs)} windows" + (", values differ)" if len(set(msgs)) > 1 else ")")
             lines.append(f"{phase}: {msgs[0]}" + (more if len(msgs) > 1 else ""))
         if lines:
-            groups.append({"cell": f"{suite} / {method} / seed {seed}", "lines": lines})
-    return groups
+            label = marked_label(r) if r is not None else cell.method
+            groups.append({"cell": f"{cell.suite} / {label} / seed {cell.seed}", "lines": lines})
+    return sorted(groups, key=lambda g: g["cell"])
 
 
-def measurement_context(t: LedgerTables) -> dict:
+def measurement_context(t: LedgerTables, s: pd.DataFrame) -> dict:
+    """How energy was measured, the idle baseline and carbon, and the warnings per cell
+    (`s`: the prepared summary rows, for the cells' labels and marks)."""
     ew = enrich_windows(t)
     done = t.windows[t.windows["cell_key"].isin(t.done["cell_key"])]
     sentence, model_only = energy_sentence(component_sources(done))
@@ -111,7 +134,7 @@ def measurement_context(t: LedgerTables) -> dict:
         "energy_sentence": sentence,
         "model_only": model_only,
         "sources": sorted({s for src in ew.get("source", []) for s in src.split("+")}),
-        "warning_groups": warning_groups(t),
+        "warning_groups": warning_groups(t, s),
         "idle": table(
             idle,
             [

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.report import fmt
+from bench.report.figtable import breakeven_table, fit_rows
 from bench.report.reading import BASELINES, breakeven, lower_better, pareto_front
 from bench.report.styles import Style, method_styles
 
@@ -35,6 +36,14 @@ HEIGHT_IN = 4.2
 TITLE_PT, NOTE_PT, SMALL_PT = 11.5, 9, 9
 BREAKEVEN_MARKERS = {"scratch": "o", "transfer": "D"}
 EST = " ≈"
+LEGEND_ROW_IN = 0.2  # one more row of a 9-pt legend
+FRONT_STYLES = ("--", ":", "-.")  # one Pareto front per comparison group
+# A summary row's settings that make a comparison group (bench/report/ledger.py COMPARISON,
+# less the suite): rows of different groups are never compared, so each has its own front.
+GROUP_KEYS = ("profile", "device", "precision", "normalization")
+# Every setting of a summary row (bench/report/ledger.py SETTINGS): a curve belongs to the
+# row whose method and settings it shares.
+SETTING_KEYS = ("profile", "device", "precision", "normalization", "execution", "torch_threads")
 
 
 def _wrap(text: str, width_in: float, points: float) -> str:
@@ -69,6 +78,14 @@ def _tick(value: float, _pos: object = None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _tasks_tick(value: float, _pos: object = None) -> str:
+    """Compact task counts for a narrow axis: 1, 10, 100, 1k, 10k, 100k, 1M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return _tick(value / scale) + suffix
+    return _tick(value)
+
+
 def log_axes(ax: plt.Axes, which: str = "xy") -> None:
     """Log axes with plain-number labels on 1-2-5 ticks when the data span under 1.5
     decades (so several labels show), on powers of ten otherwise; minor ticks
@@ -83,25 +100,19 @@ def log_axes(ax: plt.Axes, which: str = "xy") -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def row_label(row: pd.Series, mixed: bool = False) -> str:
-    """The row's label (method, with settings that tell its rows apart; bench/report/
-    tables.py), "(transductive)" when the plot mixes normalizations, ≈ if estimated."""
+def row_label(row: pd.Series) -> str:
+    """The row's label (the method, with the settings that tell its rows apart, e.g.
+    "anil (transductive)": bench/report/tables.py) without the table's † mark, and ≈ where
+    its energy is estimated."""
     label = str(row.get("label", row["method"])).removesuffix(" †")
-    mark = " (transductive)" if mixed and bool(row.get("transductive")) else ""
-    return label + mark + (EST if bool(row["estimated"]) else "")
+    return label + (EST if bool(row["estimated"]) else "")
 
 
-def notes(s: pd.DataFrame, bars: bool = False) -> str:
+def notes(s: pd.DataFrame) -> str:
     """The note line under the title: estimated energy."""
     if not s["estimated"].astype(bool).any():
         return ""
-    how = "lighter bars" if bars else "hollow markers"
-    return f"≈ energy partly or wholly estimated (a model, not a meter); {how}."
-
-
-def is_mixed(s: pd.DataFrame) -> bool:
-    t = s["transductive"].astype(bool) if "transductive" in s else pd.Series([False])
-    return bool(t.any() and not t.all())
+    return "≈ energy partly or wholly estimated (a model, not a meter); hollow markers."
 
 
 def _score_axis(s: pd.DataFrame) -> str:
@@ -113,9 +124,20 @@ def _score_axis(s: pd.DataFrame) -> str:
 
 
 def legend_below(fig: Figure, handles: list, ncols: int = 4) -> None:
-    """The legend under the axes, outside them (constrained layout reserves its room)."""
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=SMALL_PT)
+    """The legend under the axes, outside them (constrained layout reserves its room), in
+    as many columns (up to `ncols`) as fit the figure's width, measured with the figure's
+    renderer; the figure grows taller when the legend needs more than three rows."""
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer()
+    for n in range(min(ncols, len(handles)), 0, -1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=n, fontsize=SMALL_PT)
+        if n == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width - 12:
+            break
+        legend.remove()
+    rows = -(-len(handles) // n)
+    if rows > 3:
+        fig.set_figheight(fig.get_figheight() + (rows - 3) * LEGEND_ROW_IN)
 
 
 def styled(row: pd.Series, styles: dict[str, Style]) -> dict:
@@ -128,24 +150,56 @@ def styled(row: pd.Series, styles: dict[str, Style]) -> dict:
     }
 
 
+def line_style(row: pd.Series) -> str:
+    """Dashed for a transductive row of a suite that mixes normalizations (its label ends
+    in †: bench/report/tables.py), so its line differs from the same method's inductive
+    one; solid otherwise."""
+    return "--" if str(row.get("label", "")).endswith("†") else "-"
+
+
 # --------------------------------------------------------------------------- decision
+
+
+def errbar_text(s: pd.DataFrame) -> str:
+    """What the score error bars are: the seed-level interval with two or more seeds (the
+    summary's score_errbar), else the pooled-episode one."""
+    kinds = set(s.get("score_errbar_kind", pd.Series(["episodes"])).fillna("episodes"))
+    if kinds == {"seeds"}:
+        return "± 95% CI over seeds (Student's t)"
+    if "seeds" in kinds:
+        return "± 95% CI over seeds (Student's t; over episodes for single-seed rows)"
+    return "± 95% CI over episodes"
+
+
+def front_groups(s: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(name, rows) per comparison group of a suite's rows: a Pareto front never joins rows
+    that are not compared (e.g. support and transductive normalization). The name lists
+    the settings that differ between groups ("" for a single group)."""
+    keys = [k for k in GROUP_KEYS if k in s and s[k].nunique() > 1]
+    if not keys:
+        return [("", s)]
+    return [
+        (", ".join(str(v) for v in (name if isinstance(name, tuple) else (name,))), g)
+        for name, g in s.groupby(keys, sort=True)
+    ]
 
 
 def accuracy_vs_energy(
     s: pd.DataFrame, styles: dict[str, Style], energy: str = "e_task_j_ntest"
 ) -> Figure | None:
-    """The decision plot: score vs energy per task at N = n_test (marker, 95% CI bar),
-    with a thin line to the same method's energy per task as N → ∞ (E_deploy, small
-    marker); dashed: the Pareto front at N = n_test."""
+    """The decision plot: score vs energy per task at N = n_test (marker, error bar: the
+    seed-level 95% CI with two or more seeds, else the pooled-episode one), with a thin
+    line to the same method's energy per task as N → ∞ (E_deploy, small marker); dashed:
+    the Pareto front at N = n_test, one per comparison group."""
     s = s.dropna(subset=[energy])
     if s.empty:
         return None
     n_test = int(s["n_test"].iloc[0])
     fig, ax, _ = new_figure(f"{s['suite'].iloc[0]}: score against energy per task", notes(s))
-    handles, mixed = [], is_mixed(s)
+    handles = []
     for _, r in s.iterrows():
-        kw = styled(r, styles)
-        ax.errorbar(
+        kw, dash = styled(r, styles), line_style(r)
+        bars = ax.errorbar(
             r[energy],
             r["score_mean"],
             yerr=r.get("score_errbar", r["score_ci95"]),
@@ -154,29 +208,26 @@ def accuracy_vs_energy(
             linestyle="none",
             **kw,
         )
+        bars.lines[2][0].set_linestyle(dash)
         far = r["e_deploy_j_per_task"]
         if far == far and far > 0:
-            ax.plot([r[energy], far], [r["score_mean"]] * 2, color=kw["color"], lw=0.8, alpha=0.6)
+            ax.plot([r[energy], far], [r["score_mean"]] * 2, color=kw["color"], lw=0.8,
+                    alpha=0.6, linestyle=dash)  # fmt: skip
             ax.plot([far], [r["score_mean"]], marker=kw["marker"], color=kw["color"], ms=4)
-        handles.append(
-            Line2D([], [], linestyle="none", markersize=7, label=row_label(r, mixed), **kw)
-        )
-    front = pareto_front(s, energy, lower_better(s))
-    ax.plot(
-        front[energy],
-        front["score_mean"],
-        color="#555555",
-        linestyle="--",
-        linewidth=1,
-        drawstyle="steps-post",
+        line = {"linestyle": dash, "lw": 0.8} if dash != "-" else {"linestyle": "none"}
+        handles.append(Line2D([], [], markersize=7, label=row_label(r), **line, **kw))
+    for (name, g), style in zip(front_groups(s), FRONT_STYLES * 4, strict=False):
+        front = pareto_front(g, energy, lower_better(s))
+        line = {"color": "#555555", "linestyle": style, "linewidth": 1}
+        ax.plot(front[energy], front["score_mean"], drawstyle="steps-post", **line)
+        label = f"Pareto front at N = {n_test}" + (f" ({name})" if name else "")
+        handles.append(Line2D([], [], label=label, **line))
+    handles.append(
+        Line2D([], [], color="#777777", marker="o", ms=4, lw=0.8, label="same method, N → ∞")
     )
-    handles += [
-        Line2D([], [], color="#555555", linestyle="--", label=f"Pareto front at N = {n_test}"),
-        Line2D([], [], color="#777777", marker="o", ms=4, lw=0.8, label="same method, N → ∞"),
-    ]
     log_axes(ax, "x")
     ax.set_xlabel(f"energy per task at N = {n_test}: E_meta / N + E_deploy (J, log scale)")
-    ax.set_ylabel(_wrap(_score_axis(s) + ", ± 95% CI", HEIGHT_IN, SMALL_PT + 2))
+    ax.set_ylabel(_wrap(f"{_score_axis(s)}, {errbar_text(s)}", HEIGHT_IN, SMALL_PT + 2))
     legend_below(fig, handles, ncols=4)
     return fig
 
@@ -184,26 +235,34 @@ def accuracy_vs_energy(
 # --------------------------------------------------------------------------- amortization
 
 
-def _breakeven_rows(s: pd.DataFrame) -> list[tuple[str, str, str, object]]:
-    """(method, baseline, text, (n, energy) or None) for every method x baseline present."""
+def _breakeven_rows(s: pd.DataFrame) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(baselines present, [(label, method, [break-even text per baseline])]) for the side
+    table: one row per plotted row, labelled as in the legend (so "anil (support)" and
+    "anil (transductive)" differ), the texts of reading.BreakEven.text, "—" against itself."""
+    bases = [b for b in BASELINES if b in set(s["method"])]
     rows = []
-    present = set(s["method"])
+    for _, r in s.iterrows():
+        texts = ["—" if r["method"] == b else breakeven(r, b).text() for b in bases]
+        rows.append((row_label(r).removesuffix(EST), str(r["method"]), texts))
+    return bases, rows
+
+
+def _breakeven_points(s: pd.DataFrame) -> list[tuple[str, str, tuple[float, float]]]:
+    """(method, baseline, (N*, E_task(N*))) of every finite N* >= 1, for the markers."""
+    points = []
     for _, r in s.iterrows():
         for base in BASELINES:
-            if r["method"] == base or base not in present:
-                continue
             b = breakeven(r, base)
-            point = None
-            if b.has_number and b.n >= 1:
-                point = (b.n, r["e_meta_j"] / b.n + r["e_deploy_j_per_task"])
-            rows.append((str(r["method"]), base, b.short(), point))
-    return rows
+            if r["method"] != base and b.has_number and b.n >= 1:
+                e_task = r["e_meta_j"] / b.n + r["e_deploy_j_per_task"]
+                points.append((str(r["method"]), base, (b.n, e_task)))
+    return points
 
 
 def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
-    """E_task(N) = E_meta / N + E_deploy against N (log-log), one line per method; the
+    """E_task(N) = E_meta / N + E_deploy against N (log-log), one line per row; the
     break-even points are marked on the lines and listed in a table beside the plot
-    (never as stacked annotations)."""
+    (never as stacked annotations), one table row per plotted row."""
     s = s.dropna(subset=["e_deploy_j_per_task"])
     if s.empty:
         return None
@@ -215,28 +274,27 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
         side=True,
     )
     n = np.logspace(0, 6, 200)
-    handles, mixed = [], is_mixed(s)
+    handles = []
     for _, r in s.iterrows():
-        kw = styled(r, styles)
+        kw = {**styled(r, styles), "linestyle": line_style(r)}
         ax.plot(n, r["e_meta_j"] / n + r["e_deploy_j_per_task"], markevery=33, **kw)
-        handles.append(Line2D([], [], label=row_label(r, mixed), **kw))
-    rows = _breakeven_rows(s)
-    for method, base, _, point in rows:
-        if point is not None:
-            ax.plot(
-                *point,
-                marker=BREAKEVEN_MARKERS[base],
-                markersize=8,
-                markerfacecolor=styles[method].color,
-                markeredgecolor="black",
-                markeredgewidth=1.4,
-                zorder=5,
-                linestyle="none",
-            )
+        handles.append(Line2D([], [], label=row_label(r), **kw))
+    points = _breakeven_points(s)
+    for method, base, point in points:
+        ax.plot(
+            *point,
+            marker=BREAKEVEN_MARKERS[base],
+            markersize=8,
+            markerfacecolor=styles[method].color,
+            markeredgecolor="black",
+            markeredgewidth=1.4,
+            zorder=5,
+            linestyle="none",
+        )
     ax.axvline(n_test, color="#999999", linestyle=":", linewidth=1)
     handles.append(Line2D([], [], color="#999999", linestyle=":", label=f"N = {n_test} (n_test)"))
     for base, marker in BREAKEVEN_MARKERS.items():
-        if any(b == base and p is not None for _, b, _, p in rows):
+        if any(b == base for _, b, _ in points):
             handles.append(
                 Line2D(
                     [],
@@ -250,46 +308,43 @@ def amortization(s: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
                 )
             )
     log_axes(ax, "xy")
+    ax.xaxis.set_major_formatter(FuncFormatter(_tasks_tick))
     ax.set_xlabel("N, tasks served (log scale)")
     ax.set_ylabel("energy per task, E_task(N) (J, log scale)")
-    _breakeven_table(side, rows, styles)
-    legend_below(fig, handles, ncols=5)
+    legend_below(fig, handles, ncols=4)
+    colors = {m: st.color for m, st in styles.items()}
+    table = breakeven_table(side, *_breakeven_rows(s), colors, SMALL_PT)
+    if table is not None:  # the plot narrowed: its note wraps to its new width
+        inches = ax.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+        ax.set_title(_wrap(notes(s), inches, NOTE_PT), fontsize=NOTE_PT, color="#444444")
+        fit_rows(side, table)
     return fig
-
-
-def _breakeven_table(ax: plt.Axes, rows: list, styles: dict[str, Style]) -> None:
-    """Break-even N* (tasks, 95% interval) of every method against each baseline."""
-    ax.axis("off")
-    if not rows:
-        ax.text(0.5, 0.5, "no baseline in this suite:\nno break-even", ha="center", fontsize=9)
-        return
-    ax.set_title("break-even N* (tasks, 95% interval)", fontsize=9)
-    table = ax.table(
-        cellText=[[m, b, text] for m, b, text, _ in rows],
-        colLabels=["method", "against", "N*"],
-        loc="upper center",
-        cellLoc="left",
-        colLoc="left",
-        edges="horizontal",
-    )
-    table.auto_set_font_size(False)
-    table.set_fontsize(SMALL_PT)
-    table.auto_set_column_width([0, 1, 2])
-    height = min(0.065, 0.95 / (len(rows) + 1))
-    for (i, _), cell in table.get_celld().items():
-        cell.set_height(height)
-        if i > 0:
-            cell.get_text().set_color("#1b1b1b")
-    for i, (method, *_rest) in enumerate(rows, start=1):
-        table[i, 0].get_text().set_color(styles[method].color)
-        table[i, 0].get_text().set_fontweight("bold")
 
 
 # --------------------------------------------------------------------------- curves
 
 
-def learning_curves(c: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
-    """Validation score vs cumulative meta-training energy (seconds when unmeasured)."""
+def curve_labels(c: pd.DataFrame, rows: pd.DataFrame | None) -> pd.Series:
+    """Each checkpoint's row label (the table label of the summary row of its method and
+    settings, † included), so one line is one row and one seed: support and transductive
+    runs of a method never join into one line."""
+    if rows is None:
+        return c["method"].astype(str)
+    keys = [k for k in ("method", *SETTING_KEYS) if k in c and k in rows]
+
+    def key(r: pd.Series) -> tuple[str, ...]:
+        return tuple(str(r[k]) for k in keys)  # str: NaN settings of old ledgers match
+
+    lookup = {key(r): str(r.get("label", r["method"])) for _, r in rows.iterrows()}
+    return pd.Series([lookup.get(key(r), str(r["method"])) for _, r in c.iterrows()], index=c.index)
+
+
+def learning_curves(
+    c: pd.DataFrame, styles: dict[str, Style], rows: pd.DataFrame | None = None
+) -> Figure | None:
+    """Validation score vs cumulative meta-training energy (seconds when unmeasured), one
+    line per summary row (`rows`: the suite's prepared summary rows, for their labels) and
+    seed."""
     if c.empty:
         return None
     measured = bool(c["meta_j_cum"].notna().all())
@@ -304,19 +359,22 @@ def learning_curves(c: pd.DataFrame, styles: dict[str, Style]) -> Figure | None:
         f"{c['suite'].iloc[0]}: validation score during meta-training",
         "≈ energy partly or wholly estimated; hollow markers." if est else "",
     )
+    c = c.assign(_label=curve_labels(c, rows))
     handles = []
-    for (method, seed), g in c.groupby(["method", "seed"]):
+    for (label, method, seed), g in c.groupby(["_label", "method", "seed"], sort=True):
         st = styles[method]
         e = bool(g["estimated"].any())
-        label = f"{method} seed {seed}" + (EST if e else "")
         kw = {
             "color": st.color,
             "marker": st.marker,
             "markerfacecolor": "white" if e else st.color,
             "markeredgecolor": st.color,
+            "linestyle": line_style(pd.Series({"label": label})),
         }
+        g = g.sort_values("step")
         ax.plot(g[x], g["val_score"], **kw)
-        handles.append(Line2D([], [], label=label, **kw))
+        text = f"{label.removesuffix(' †')} seed {seed}" + (EST if e else "")
+        handles.append(Line2D([], [], label=text, **kw))
     ax.axhline(float(c["target_score"].iloc[0]), color="black", linestyle="--", linewidth=1)
     handles.append(Line2D([], [], color="black", linestyle="--", label="target score"))
     ax.set_xlabel(xlabel)

@@ -39,16 +39,16 @@ class BreakEven:
     def has_number(self) -> bool:
         return self.status in ("after", "until") and not math.isnan(self.n)
 
-    def short(self) -> str:
-        """For tables: "840 (700–1,010)", "from task 1", "never", "less accurate", ..."""
+    def text(self) -> str:
+        """The break-even in words, the same in every table, plot and summary.md:
+        "after 120 tasks (95% CI 90 to 170)", "until 40 tasks (95% CI 8 to no limit)",
+        "from the first task", "never", "less accurate", ..."""
         if self.has_number:
-            n, lo, hi = fmt.count_range(self.n, self.lo, self.hi)
-            interval = "" if fmt.is_missing(self.lo) else f" ({lo}–{hi})"
-            if hi == "∞":
-                interval = f" ({lo}–never)"
-            return ("until " if self.status == "until" else "") + n + interval
+            if self.status == "until":  # an infinite end: cheaper for every N
+                return "until " + fmt.tasks(self.n, self.lo, self.hi, open_end="no limit")
+            return "after " + fmt.tasks(self.n, self.lo, self.hi)
         return {
-            "from_first_task": "from task 1",
+            "from_first_task": "from the first task",
             "never": "never",
             "less_accurate": "less accurate",
             "baseline": "baseline",

@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report import marks
+from bench.report.answers import IDENTITY, answer_columns, answer_notes, batch_note
 from bench.report.headline import transductive
 from bench.report.html import Column, table
 from bench.report.reading import BASELINES
 
 SETTINGS = ("precision", "normalization", "execution", "device", "profile")
+LABEL_SETTINGS = (*SETTINGS, "torch_threads")  # every setting a summary row is keyed by
 KINDS = ("gpu", "cpu", "dram")
 TASK_KINDS = (("classification", "Classification suites"), ("regression", "Regression suites"))
 N_TITLES = (("n1", "1"), ("ntest", "n_test"), ("n10000", "10,000"), ("ninf", "∞"))
 
-IDENTITY = [Column("suite", "suite", "text"), Column("method", "method", "text")]
-ANSWERS = [
-    *IDENTITY,
-    Column("score_mean", "score ± 95% CI", "score"),
-    Column("e_meta_j", "E_meta", "energy", "estimated", "one-off meta-training energy"),
-    Column("e_deploy_j_per_task", "E_deploy / task", "energy", "estimated", "adapt + predict"),
-    *(
-        Column(f"breakeven_vs_{b}_n", f"N* vs {b}", f"breakeven:{b}", help="tasks, 95% interval")
-        for b in BASELINES
-    ),
-    Column("co2_task_ntest_g", "CO2 / task", "grams", "estimated", "at N = n_test"),
-]
 COMPONENTS = [
     *IDENTITY,
     *(
@@ -65,7 +56,6 @@ NET_CO2 = [
     Column("e_deploy_net_j_per_task", "E_deploy net / task", "energy", "estimated"),
     Column("e_validate_j", "validation", "energy", "estimated"),
     Column("e_setup_j", "setup", "energy", "estimated"),
-    Column("e_deploy_batch_j_per_task", "E_deploy / task, batch", "energy", "estimated"),
     Column("co2_meta_g", "CO2 meta-training", "grams", "estimated"),
     Column("co2_deploy_g_per_task", "CO2 deploy / task", "grams", "estimated"),
 ]
@@ -139,25 +129,37 @@ def prepare(summary: pd.DataFrame) -> pd.DataFrame:
     s["co2_task_ntest_g"] = s["co2_meta_g"] / s["n_test"] + s["co2_deploy_g_per_task"]
     s["transductive"] = transductive(s)
     s["label"] = row_labels(s)
+    s["batch_note"] = batch_note(s)
     return s
 
 
 def row_labels(s: pd.DataFrame) -> pd.Series:
-    """The method, with the settings that tell apart its rows in one suite (e.g. bf16),
-    and † where a suite mixes transductive and inductive rows."""
+    """The method, with the settings that tell apart the rows of one suite ("maml (bf16)";
+    every row names its normalization where a suite mixes them: "anil (support)", "anil
+    (transductive) †"), and † on transductive rows of such a suite (TRANSDUCTIVE_MARK)."""
     labels = s["method"].astype(str).copy()
     for _, g in s.groupby("suite"):
-        varying = [k for k in SETTINGS if k in g and g.groupby("method")[k].nunique().max() > 1]
         mixed = g["transductive"].nunique() > 1
+        varying = [
+            k
+            for k in LABEL_SETTINGS
+            if k in g
+            and (g.groupby("method")[k].nunique().max() > 1 or (k == "normalization" and mixed))
+        ]
         for idx, r in g.iterrows():
-            extra = [str(r[k]) for k in varying]
+            extra = [_setting(k, r[k]) for k in varying]
             text = r["method"] + (f" ({', '.join(extra)})" if extra else "")
             labels[idx] = text + (" †" if mixed and r["transductive"] else "")
     return labels
 
 
-def _label(r: pd.Series) -> str:
-    return str(r["label"])
+def _setting(key: str, value: object) -> str:
+    return f"{value} threads" if key == "torch_threads" else str(value)
+
+
+def marked_label(r: pd.Series) -> str:
+    """The row's label with its marks (⚠ foreign load, ‡ shared energy: marks.py)."""
+    return str(r["label"]) + marks.row_marks(r)
 
 
 def page_tables(summary: pd.DataFrame) -> dict:
@@ -174,27 +176,29 @@ def page_tables(summary: pd.DataFrame) -> dict:
         tid = kind
         extra = k.dropna(subset=[c.key for c in _extra(k)[2:]], how="all")
         tables = [
-            ("Answers", table(k, ANSWERS, f"answers-{tid}", _label)),
-            ("Amortization", table(k, _amortization(kind), f"amortization-{tid}", _label)),
-            ("Learning curves", table(k, _curves(), f"curves-{tid}", _label, True)),
+            ("Answers", table(k, answer_columns(k), f"answers-{tid}", marked_label)),
+            ("Amortization", table(k, _amortization(kind), f"amortization-{tid}", marked_label)),
+            ("Learning curves", table(k, _curves(), f"curves-{tid}", marked_label, True)),
         ]
         if len(_extra(k)) > 2 and len(extra):
-            tables.append(("Extra scores", table(extra, _extra(k), f"extra-{tid}", _label)))
+            tables.append(("Extra scores", table(extra, _extra(k), f"extra-{tid}", marked_label)))
         kinds.append(
             {
                 "kind": kind,
                 "title": title,
                 "tables": tables,
-                "mixed": bool(k.groupby("suite")["transductive"].nunique().max() > 1),
+                "notes": answer_notes(k),
             }
         )
     settings, common = _constant_apart(s, SETTING_COLUMNS)
-    shared = [
-        ("Energy by component", table(s, COMPONENTS, "components", _label, True), ""),
-        ("Time per phase", table(s, TIME, "timing", _label, True), ""),
-        ("Net of idle, validation, setup and CO2", table(s, NET_CO2, "net", _label, True), ""),
-        ("Settings, meters and flags", table(s, settings, "settings", _label, True), common),
-    ]
+    details = (
+        ("Energy by component", COMPONENTS, "components", ""),
+        ("Time per phase", TIME, "timing", ""),
+        ("Net of idle, validation, setup and CO2", NET_CO2, "net", ""),
+        ("Settings, meters and flags", settings, "settings", common),
+    )
+    shared = [(title, table(s, cols, tid, marked_label, True), note)
+              for title, cols, tid, note in details]  # fmt: skip
     return {"kinds": kinds, "shared": shared}
 
 

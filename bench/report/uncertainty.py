@@ -1,5 +1,5 @@
-"""95% intervals of E_meta, E_deploy and break-even N* by a two-stage bootstrap, and the
-formatting of a number with as many significant digits as its interval supports.
+"""95% intervals of E_meta, E_deploy and break-even N* by a two-stage bootstrap (printing
+them: bench/report/fmt.py).
 
 Resampling (Efron & Tibshirani 1993, "An Introduction to the Bootstrap", ch. 6 and the
 percentile interval of ch. 13; the two-stage scheme for clustered data: Davison & Hinkley
@@ -151,44 +151,3 @@ def bootstrap_row(
         deploy_informative=not (_single(adapts) or _single(predicts)),
     )
 
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _step(n: float, lo: float, hi: float, max_digits: int) -> float:
-    """The rounding step an interval supports: the decade of its shorter arm, no finer than
-    max_digits significant digits of n and no coarser than n's own leading digit."""
-    arms = [a for a in (n - lo, hi - n) if math.isfinite(a) and a > 0]
-    top = 10.0 ** math.floor(math.log10(abs(n))) if n else 1.0
-    finest = top / 10 ** (max_digits - 1)
-    if not arms:
-        return finest
-    return min(max(10.0 ** math.floor(math.log10(min(arms))), finest), top)
-
-
-def _round(x: float, step: float) -> str:
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    decimals = max(0, -math.floor(math.log10(step)))
-    return f"{round(x / step) * step:,.{decimals}f}"
-
-
-def format_n(n: float, lo: float = math.nan, hi: float = math.nan, max_digits: int = 3) -> str:
-    """A number with its 95% interval, rounded to the digits the interval supports:
-    format_n(116.9, 90.2, 171.0) -> "120 (95% CI 90-170)"; without an interval, max_digits
-    significant digits: format_n(116.94) -> "117". NaN n -> ""."""
-    if n is None or not math.isfinite(n):
-        return ""
-    if n == 0 and all(x == 0 or math.isnan(x) for x in (lo, hi)):  # exactly nothing
-        return "0"
-    has_ci = not (math.isnan(lo) or math.isnan(hi))
-    step = _step(n, lo, hi, max_digits) if has_ci else _step(n, n, n, max_digits)
-    text = _round(n, step)
-    if has_ci:
-        # an end keeps at least its own leading digit (400, not 0, in "2,000 (400-9,000)")
-        ends = [
-            _round(e, min(step, _step(e, e, e, 1)) if e and math.isfinite(e) else step)
-            for e in (lo, hi)
-        ]
-        text += f" (95% CI {ends[0]}-{ends[1]})"
-    return text

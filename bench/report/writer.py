@@ -23,11 +23,11 @@ from bench.report.aggregate import (
 )
 from bench.report.coverage import absent_lines, cells_table, unfinished_cells
 from bench.report.headline import TRANSDUCTIVE_NOTE, all_transductive, headline
-from bench.report.html import render_report
+from bench.report.html import render_report, table
 from bench.report.page import page_context
 from bench.report.reading import SCOPES
 from bench.report.styles import method_styles
-from bench.report.tables import ANSWERS, prepare
+from bench.report.tables import TASK_KINDS, answer_columns, answer_notes, marked_label, prepare
 from bench.store import LEDGER_NAME, Ledger
 
 TABLES = (
@@ -81,8 +81,9 @@ def write_report(run_dir: Path, out: Path | None = None, energy_scope: str = "no
 
 
 def summary_markdown(t: LedgerTables, summary: pd.DataFrame, scope: str = "node") -> str:
-    """For papers and terminals: the headline per suite, the answer columns as a
-    Markdown table (≈ marks estimated energy), and the cells that did not finish."""
+    """For papers and terminals: the headline per suite, the answer columns as Markdown
+    tables (classification and regression suites apart) with what their marks mean, and
+    the cells that did not finish."""
     blocks = headline(summary, fingerprint_conflicts(t.cells), absent_lines(t.cells, t.runs), scope)
     parts = ["# Headline", ""] + [f"- {h.text()}" for h in blocks]
     if all_transductive(summary):
@@ -90,7 +91,12 @@ def summary_markdown(t: LedgerTables, summary: pd.DataFrame, scope: str = "node"
     if summary.empty:
         parts += ["", "No cell finished in this run: there are no scores or energies to report."]
     else:
-        parts += ["", "# Answers", "", _markdown_table(prepare(summary))]
+        s = prepare(summary)
+        parts += ["", "# Answers"]
+        for kind, title in TASK_KINDS:
+            if (s["task"] == kind).any():
+                parts += ["", f"## {title}", "", _markdown_table(s[s["task"] == kind])]
+        parts += ["", *answer_notes(s)]
     unfinished = unfinished_cells(t.cells)
     if len(unfinished):
         parts += ["", f"# {len(unfinished)} cell(s) did not finish (full errors in cells.csv)", ""]
@@ -102,17 +108,16 @@ def summary_markdown(t: LedgerTables, summary: pd.DataFrame, scope: str = "node"
 
 
 def _markdown_table(s: pd.DataFrame) -> str:
-    from bench.report.html import table
-
-    t = table(s, ANSWERS, "answers", lambda r: str(r["label"]))
+    t = table(s, answer_columns(s), "answers", marked_label)
     head = "| " + " | ".join(c["title"] for c in t["columns"]) + " |"
     rule = "|" + "---|" * len(t["columns"])
-    rows = ["| " + " | ".join(c["text"] for c in row) + " |" for row in t["rows"]]
-    note = (
-        '\n≈: rests on estimated energy (a model, not a meter). "not measured": no meter '
-        "covered the phase. N*: tasks after which meta-training pays back (95% interval)."
-    )
-    return "\n".join([head, rule, *rows]) + "\n" + note
+    rows = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t["rows"]]
+    return "\n".join([head, rule, *rows])
+
+
+def _md_cell(c: dict) -> str:
+    """A table cell's text, its second line (an interval) after it in parentheses."""
+    return c["text"] + (f" ({c['sub']})" if c.get("sub") else "")
 
 
 # --------------------------------------------------------------------------- figures
@@ -167,7 +172,7 @@ def figure_list(
             f"{suite}-learning-curves",
             f"{suite}: validation score against cumulative meta-training energy; dashed: "
             "the suite's target.",
-            plots.learning_curves(curves[curves["suite"] == suite], styles),
+            plots.learning_curves(curves[curves["suite"] == suite], styles, s),
         )
         yield (
             suite,
