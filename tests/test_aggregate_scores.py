@@ -4,6 +4,7 @@ seed-level intervals stay clean with no episode, one episode or one seed."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from ledger_factory import CellSpec, Win, cpu, write_ledger
 
 from bench.report.aggregate import summary_table
 from bench.report.breakeven import STATUSES
-from bench.report.writer import load_tables
+from bench.report.writer import load_tables, write_report
 
 
 def _cell(method: str, scores: list[float], seed: int = 0, **kw) -> CellSpec:
@@ -86,3 +87,13 @@ def test_pooled_and_seed_intervals_are_both_carried(tmp_path):
     assert r["score_ci95"] == pytest.approx(1.96 * 0.1511858 / math.sqrt(8), rel=1e-5)
     assert r["score_seed_ci95"] == pytest.approx(12.7062 * 0.1414214 / math.sqrt(2), rel=1e-4)
     assert r["score_errbar"] == r["score_seed_ci95"] and r["score_errbar_kind"] == "seeds"
+
+
+def test_a_validation_score_that_diverged_mid_training_is_a_gap_not_a_crash(tmp_path):
+    # review of issue 15, item 1: a NULL val_score crashed curves_from_windows (TypeError)
+    maml = dataclasses.replace(_cell("maml", [0.9] * 4), checkpoints=[(5, None), (10, None)])
+    run = write_ledger(tmp_path / "run", [maml, _cell("scratch", [0.5] * 4)])
+    s = summary_table(load_tables(run)).set_index("method")
+    # every checkpoint NULL (a column of None, not NaN): no curve reaches scratch's score
+    assert math.isnan(s.loc["maml", "iso_energy_vs_scratch_j"])
+    assert write_report(run).name == "index.html"

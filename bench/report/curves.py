@@ -44,7 +44,8 @@ def curves_from_windows(t: LedgerTables, ew: pd.DataFrame) -> pd.DataFrame:
                 **{k: cell[k] for k in ("suite", "method", "seed", *SETTINGS)},
                 "cell_key": c.cell_key,
                 "step": int(c.step),
-                "val_score": float(c.val_score),
+                # NULL when validation diverged mid-training: a gap in the curve, no crash
+                "val_score": _score(c.val_score),
                 "meta_j_cum": total(m["joules_j"]) if len(m) else np.nan,
                 "meta_s_cum": float(m["seconds_s"].sum()),
                 "estimated": bool(m["estimated"].any()),
@@ -55,6 +56,10 @@ def curves_from_windows(t: LedgerTables, ew: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         return empty(CURVE_COLUMNS)
     return pd.DataFrame(rows).sort_values(["suite", "method", "seed", "step"], ignore_index=True)
+
+
+def _score(value: object) -> float:
+    return math.nan if value is None or pd.isna(value) else float(value)
 
 
 def reached(score: float, target: float, lower_better: bool) -> bool:

@@ -150,4 +150,3 @@ def bootstrap_row(
         meta_informative=not _single(metas),
         deploy_informative=not (_single(adapts) or _single(predicts)),
     )
-
