@@ -14,65 +14,20 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup, escape
 
 from bench.report import fmt
 from bench.report.columns import missing_text
+from bench.report.definitions import DEFINITIONS
 from bench.report.reading import breakeven
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-# The metric definitions repeated in the page (the README's "What the report says").
-DEFINITIONS = (
-    (
-        "E_meta",
-        "energy of the meta_train phase (meta-training or pretraining; 0 for "
-        "from-scratch), mean per seed; validation and setup windows are reported apart.",
-    ),
-    (
-        "E_deploy (per task)",
-        "adapt + predict energy per test task: each deploy window's energy "
-        "divided by the number of tasks it covered.",
-    ),
-    (
-        "E_task(N) (per task)",
-        "E_meta / N + E_deploy: energy per task when N tasks share one meta-training.",
-    ),
-    (
-        "accuracy per kJ at N",
-        "score / (E_task(N) / 1000), at N = 1, n_test, 10,000 and ∞. "
-        "For regression the analogue is (1/MSE) per kJ.",
-    ),
-    (
-        "break-even N*",
-        "the number of tasks after which a method's total energy E_meta + N E_deploy falls "
-        "below a baseline's (from-scratch, transfer), both one-off costs counted; given only "
-        "where the method is at least as accurate (within 95% CIs), with its 95% bootstrap "
-        'interval. "from task 1": cheaper from the start; "until N": cheaper only up to N '
-        'tasks; "never": dearer per task.',
-    ),
-    (
-        "energy-to-target",
-        "cumulative meta_train energy at the first validation "
-        "checkpoint whose score reaches the suite's target (≥ for accuracy, ≤ for MSE).",
-    ),
-    (
-        "net energy",
-        "gross - idle W × seconds, with the idle baseline measured before the run, per component.",
-    ),
-    (
-        "CO2",
-        "kWh × carbon intensity (g/kWh) × PUE; per task at N = n_test includes E_meta / n_test.",
-    ),
-    (
-        "score ± 95% CI",
-        "mean over all test episodes pooled across seeds; CI = 1.96 × std(ddof=1) / √n.",
-    ),
-    (
-        "≈",
-        "the figure rests on an estimate (a model of power × time such as codecarbon's), "
-        "not on a meter; in a sum of components, at least one part is estimated.",
-    ),
-)
+
+def _definition(markdown: str) -> Markup:
+    """A definition's Markdown text as HTML: escaped, `code` spans as <code>."""
+    parts = str(escape(markdown)).split("`")
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
 def _missing(value: object) -> bool:
@@ -226,7 +181,11 @@ def environment() -> jinja2.Environment:
 
 
 def render_report(context: dict) -> str:
-    return environment().get_template("report.html.j2").render(definitions=DEFINITIONS, **context)
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(definitions=[(_definition(n), _definition(t)) for n, t in DEFINITIONS], **context)
+    )
 
 
 def render_index(runs: list[dict], generator: str) -> str:

@@ -67,9 +67,10 @@ def energy_sentence(sources: dict[str, set[str]]) -> tuple[str, bool]:
     if not measured:
         return (
             "No meter measured energy here (no RAPL, no NVML): every joule is a model's "
-            "estimate, modelled power × time (e.g. codecarbon: CPU TDP × load plus a fixed "
-            "DRAM term), so the energy ranking is a wall-time ranking: a method that uses "
-            "less energy here simply ran for less time.",
+            "estimate, modelled power × time (codecarbon's CPU TDP and RAM power; "
+            "estimate:codecarbon-process attributes them to metabench's process by its "
+            "share of CPU time and memory), so the energy ranking is a time ranking: a "
+            "method that uses less energy here simply ran for less time.",
             True,
         )
     via = sorted({s for k in measured for s in sources[k] if _measured(s)})
