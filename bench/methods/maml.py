@@ -43,6 +43,7 @@ from bench.methods.functional import (
     has_batchnorm,
     inner_loop,
     linear,
+    make_optimizer,
     sub,
     task_leaves,
     task_losses,
@@ -175,7 +176,9 @@ class MAML(TaskBatched):
         """Meta step `step` (1-based) on a stacked meta batch: `meta_backward`, then one
         Adam step (`meta_lr`)."""
         if step == 1 or self.meta_optimizer is None:
-            self.meta_optimizer = torch.optim.Adam(self.meta_parameters(), lr=self.params.meta_lr)
+            self.meta_optimizer = make_optimizer(
+                "adam", self.meta_parameters(), self.params.meta_lr, self.device
+            )
         self.meta_optimizer.zero_grad(set_to_none=True)
         self.meta_backward(batch)
         self.meta_optimizer.step()

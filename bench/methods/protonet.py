@@ -17,6 +17,7 @@ from bench.data.episodes import EpisodeSampler, Shape
 from bench.methods.backbones import backbone_for
 from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
 from bench.methods.batched import State, TaskBatched, activation_bytes
+from bench.methods.functional import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ProtoNet(TaskBatched):
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
         episodes = train.with_shape(Shape(p.train_way, p.train_shot, p.train_query))
-        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=p.lr)
+        optimizer = make_optimizer("adam", self.encoder.parameters(), p.lr, self.device)
         schedule = (
             torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, p.meta_steps)
             if p.lr_schedule == "cosine"

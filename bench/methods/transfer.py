@@ -23,7 +23,14 @@ from bench.data.episodes import EpisodeSampler, stable_int
 from bench.methods.backbones import backbone_for
 from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
 from bench.methods.batched import State, TaskBatched, activation_bytes
-from bench.methods.functional import Tensors, linear, task_leaves, task_loss, task_losses
+from bench.methods.functional import (
+    Tensors,
+    linear,
+    make_optimizer,
+    task_leaves,
+    task_loss,
+    task_losses,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +120,9 @@ class Transfer(TaskBatched):
             self.seed + 1,
             lambda: make_head(p.head, self.body.out_features, out_dim, p.scale).to(self.device),
         )
-        optimizer = torch.optim.Adam([*self.body.parameters(), *head.parameters()], lr=p.lr)
+        optimizer = make_optimizer(
+            "adam", [*self.body.parameters(), *head.parameters()], p.lr, self.device
+        )
         for step in range(1, p.meta_steps + 1):
             self.body.train()
             x, y = draw(step - 1)
@@ -170,9 +179,7 @@ class Transfer(TaskBatched):
         feats = self.features(support_x)  # the frozen backbone runs once per task
         start = dict(self.start_head.named_parameters())
         head = task_leaves(start, len(support_x), copy=True)
-        optimizer = torch.optim.Adam(
-            head.values(), lr=p.head_lr, capturable=self.graphs is not None
-        )
+        optimizer = make_optimizer("adam", head.values(), p.head_lr, self.device)
         with torch.enable_grad():
             for _ in range(p.steps):
                 loss = self.losses(self.head_scores(head, feats), support_y).sum()
