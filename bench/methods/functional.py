@@ -16,7 +16,8 @@ Rethinking Batch Normalization for Meta-Learning") or those of the batch itself
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -161,6 +162,22 @@ def make_optimizer(
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+@contextmanager
+def buffers_kept(*modules: nn.Module) -> Iterator[None]:
+    """Inside, the modules may run in training mode (BatchNorm updating its running
+    statistics); on leaving, their buffers and train / eval modes are as they were (a
+    warm-up pass that must change nothing)."""
+    saved = [({n: b.clone() for n, b in m.named_buffers()}, m.training) for m in modules]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (buffers, training) in zip(modules, saved, strict=True):
+                for n, b in m.named_buffers():
+                    b.copy_(buffers[n])
+                m.train(training)
 
 
 def has_batchnorm(net: nn.Module) -> bool:
