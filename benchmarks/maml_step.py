@@ -137,8 +137,17 @@ def conv4_flops_per_s(net: nn.Module, device: torch.device, repeats: int = 5) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu or cuda[:N] (default: cuda if available, else cpu)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed meta-steps per path; the best counts (default: 3)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     cls = METHODS.get("maml")

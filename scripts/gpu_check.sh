@@ -2,17 +2,23 @@
 # GPU validation of metabench in one call (docs/gpu-validation.md).
 #
 #   scripts/gpu_check.sh [--fake-nvml] [--out DIR] [--profile standard|smoke]
-#                        [--steps install,env,meters,smi,batch,maml,run,report,summary]
+#                        [--steps install,env,meters,smi,run,report,graph,batch,maml,summary]
 #                        [--python PY] [--fresh]
 #
-# For a fresh GPU machine with no internet: installs the wheels in .whl/ (if any), prints
-# the meters and nvidia-smi, runs benchmarks/deploy_batch.py (stream vs batched vs CUDA
-# graph deployment, ops per task, graph replay against eager) and benchmarks/maml_step.py
-# on CUDA, runs the suites below on CUDA (printing the run's wall time), and prints the
-# headline table. The NVML counter check (step agreement) runs when asked for with --steps. Everything it writes lands in one folder (--out, default $OUT, else
-# ./gpu-check-out) of at most 8 files: gpu_check.log (every step's output), steps.tsv,
-# nvml_agreement.csv, summary.md, summary.csv, report.tar.gz. Each step has a timeout and
-# the whole script a budget (BUDGET_S); a failing step is logged and the script goes on.
+# For a fresh GPU machine with no internet: installs the wheels in .whl/ (if any), checks
+# before anything that takes minutes that the dependencies, the data and the GPU are there
+# (scripts/gpu_check.py preflight: else it stops at once, exit 2), prints the meters and
+# nvidia-smi, runs the suites below on CUDA first (the 27-cell comparison, printing its wall
+# time), packs the report, then the CUDA graph test, benchmarks/deploy_batch.py (stream vs
+# batch vs graph deployment, ops per task, graph replay against eager) and
+# benchmarks/maml_step.py, and ends with a summary: per suite and method stream and batch
+# J/task, their ratio and latency, cells done, and PASS / FAIL per target. The NVML counter
+# check (step agreement) runs when asked for with --steps. Everything it writes lands in
+# one folder (--out, default $OUT, else ./gpu-check-out) of at most 8 files:
+# gpu_check.log (every step's output), steps.tsv, nvml_agreement.csv, summary.md,
+# summary.csv, report.tar.gz. Each step has a timeout and the whole script a budget
+# (BUDGET_S, default 540 s: call the device with timeout_s >= BUDGET_S + 30); a failing
+# step is logged and the script goes on.
 #
 # --fake-nvml rehearses it all on a CPU machine: a fake pynvml (scripts/fake_nvml, from
 # tests/energy_fakes.py), --device cpu, the smoke profile and short NVML windows.
@@ -33,14 +39,16 @@ BATCH_TASKS=32 BATCH_REPEATS=2 BATCH_SUITES="omniglot-5w1s,sinusoid-5shot"
 IDLE_S=10 WARMUP_S=3 LOAD_WINDOWS=12 WINDOW_S=5
 MAML_REPEATS=3
 # ---- time (seconds): the whole script, and each step's timeout -----------------------
+# The comparison (run) goes first and gets the most time: it is the main target. A step's
+# timeout is cut so that the steps after it keep their reserve (run_step's third argument).
 BUDGET_S_SET=${BUDGET_S:-} T_RUN_SET=${T_RUN:-}
-BUDGET_S=${BUDGET_S:-540}      # 9 minutes in all: a device call is at most 600 s
-T_INSTALL=60 T_ENV=45 T_METERS=45 T_SMI=15 T_AGREEMENT=110 T_BATCH=150
-T_RUN=${T_RUN:-240} T_REPORT=45 T_MAML=75 T_SUMMARY=15
-ALL_STEPS="install,env,meters,smi,agreement,batch,maml,run,report,summary"
-DEFAULT_STEPS="install,env,meters,smi,batch,maml,run,report,summary"
+BUDGET_S=${BUDGET_S:-540}      # the device call's timeout_s must be >= BUDGET_S + 30
+T_INSTALL=60 T_PREFLIGHT=60 T_ENV=30 T_METERS=30 T_SMI=15 T_RUN=${T_RUN:-240} T_REPORT=45
+T_GRAPH=60 T_BATCH=120 T_MAML=60 T_AGREEMENT=110 T_SUMMARY=20
+ALL_STEPS="install,env,meters,smi,run,report,graph,batch,maml,agreement,summary"
+DEFAULT_STEPS="install,env,meters,smi,run,report,graph,batch,maml,summary"
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 FAKE=0 FRESH=0 STEPS=$DEFAULT_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
 PYTHON=${PYTHON:-python3}
@@ -189,8 +197,26 @@ EOF
 export -f env_report
 export PYTHON
 
-# ---- (b) meters and nvidia-smi ---------------------------------------------------------
+# ---- (b) the environment; preflight: fail fast, before any step that takes minutes ------
 run_step env "$T_ENV" 300 bash -c env_report
+# Dependencies of pyproject.toml (installed, in range, importable), the comparison's data
+# in the data root (nothing is downloaded) and the GPU. Needed by run, graph, batch, maml.
+if want run || want graph || want batch || want maml; then
+    PRE_T0=$SECONDS
+    echo; echo "===== [preflight] $(date -u +%H:%M:%S) t=$((SECONDS - START))s timeout=${T_PREFLIGHT}s"
+    timeout -k 5 "$T_PREFLIGHT" "$PYTHON" "$REPO/scripts/gpu_check.py" preflight \
+        --suites "${SUITES// /,}" --profile "$PROFILE" --device "$DEVICE"
+    rc=$?
+    if ((rc != 0)); then
+        printf 'preflight\tfailed\t%s\t%s\t%s\n' "$rc" "$((SECONDS - PRE_T0))" "$T_PREFLIGHT" >>"$STEPS_TSV"
+        echo "gpu_check.sh: preflight failed (rc=$rc): stopped before the steps that take minutes"
+        rm -rf "$WORK"
+        exit 2
+    fi
+    printf 'preflight\tok\t0\t%s\t%s\n' "$((SECONDS - PRE_T0))" "$T_PREFLIGHT" >>"$STEPS_TSV"
+fi
+
+# ---- (c) meters and nvidia-smi -----------------------------------------------------------
 run_step meters "$T_METERS" 300 "$PYTHON" -m bench.cli meters --device "$DEVICE" --seconds 3
 if ((FAKE)) || ! command -v nvidia-smi >/dev/null; then
     want smi && { echo; echo "===== [smi] skipped: $( ((FAKE)) && echo '--fake-nvml' || echo 'no nvidia-smi')"; }
@@ -199,18 +225,7 @@ else
     run_step smi "$T_SMI" 300 nvidia-smi -q -d POWER,CLOCK,TEMPERATURE
 fi
 
-# ---- (c) NVML counter vs integrated power ----------------------------------------------
-run_step agreement "$T_AGREEMENT" 200 "$PYTHON" -m benchmarks.nvml_agreement "${AGREE_ARGS[@]}" \
-    --idle-s "$IDLE_S" --warmup-s "$WARMUP_S" --windows "$LOAD_WINDOWS" --window-s "$WINDOW_S" \
-    --out "$OUT_DIR/nvml_agreement.csv"
-
-# ---- (d) deployment stream vs batch vs graph; the MAML meta-step ---------------------------
-run_step batch "$T_BATCH" 330 "$PYTHON" benchmarks/deploy_batch.py --device "$DEVICE" \
-    --tasks "$BATCH_TASKS" --repeats "$BATCH_REPEATS" --suites "$BATCH_SUITES"
-run_step maml "$T_MAML" 280 "$PYTHON" benchmarks/maml_step.py --device "$DEVICE" \
-    --repeats "$MAML_REPEATS"
-
-# ---- (e) the comparison ------------------------------------------------------------------
+# ---- (d) the comparison first: the main target ---------------------------------
 # Methods and suites that this checkout does not have are skipped with a message (read
 # off `metabench list`), so the script runs before every method has been merged.
 plan_run() {
@@ -242,15 +257,18 @@ if want run; then
     if plan_run; then
         RUN_T0=$SECONDS
         # shellcheck disable=SC2086
-        run_step run "$T_RUN" 60 "$PYTHON" -m bench.cli run $RUN_SUITES --methods "$RUN_METHODS" \
-            --seeds "$SEEDS" --profile "$PROFILE" --device "$DEVICE" --execution "$EXECUTION" \
-            --out "$RUN_DIR" --no-progress
-        echo "run_wall_s=$((SECONDS - RUN_T0)) (suites:$RUN_SUITES; methods $RUN_METHODS;" \
-             "target <= ${RUN_TARGET_S} s on an H200)"
+        run_step run "$T_RUN" $((T_REPORT + T_SUMMARY)) "$PYTHON" -m bench.cli run $RUN_SUITES \
+            --methods "$RUN_METHODS" --seeds "$SEEDS" --profile "$PROFILE" --device "$DEVICE" \
+            --execution "$EXECUTION" --out "$RUN_DIR" --no-download --no-progress
+        echo "run: wall time of the comparison (suites:$RUN_SUITES; methods $RUN_METHODS;" \
+             "target <= ${RUN_TARGET_S} s on an H200):"
+        echo "run_wall_s=$((SECONDS - RUN_T0))"
     else
         echo "===== [run] nothing to run"; printf 'run\tfailed\t-\t0\t-\n' >>"$STEPS_TSV"
         FAILED_STEPS+=" run"
     fi
+else
+    printf 'run\tnot-selected\t-\t0\t-\n' >>"$STEPS_TSV"
 fi
 
 # The report is rebuilt from the ledger when the run stopped early (a timeout keeps the
@@ -275,14 +293,33 @@ pack_report() {
 }
 export -f pack_report
 export RUN_DIR WORK OUT_DIR
-run_step report "$T_REPORT" 15 bash -c pack_report
+run_step report "$T_REPORT" "$T_SUMMARY" bash -c pack_report
 
-# ---- (f) headline table and the out folder -------------------------------------------------
+# ---- (e) graph replay, deployment stream vs batch vs graph, the MAML meta-step ----------
+# (CUDA only: on the CPU the graph test is skipped; its CPU tests run in `make test`.)
+run_step graph "$T_GRAPH" "$T_SUMMARY" "$PYTHON" -m pytest -q -p no:cacheprovider \
+    tests/test_batched_graph.py -k graph_replay_equals_eager
+run_step batch "$T_BATCH" "$T_SUMMARY" "$PYTHON" benchmarks/deploy_batch.py --device "$DEVICE" \
+    --tasks "$BATCH_TASKS" --repeats "$BATCH_REPEATS" --suites "$BATCH_SUITES"
+run_step maml "$T_MAML" "$T_SUMMARY" "$PYTHON" benchmarks/maml_step.py --device "$DEVICE" \
+    --repeats "$MAML_REPEATS"
+
+# ---- (f) NVML counter vs integrated power (on request) ----------------------------------
+run_step agreement "$T_AGREEMENT" "$T_SUMMARY" "$PYTHON" -m benchmarks.nvml_agreement \
+    "${AGREE_ARGS[@]}" --idle-s "$IDLE_S" --warmup-s "$WARMUP_S" --windows "$LOAD_WINDOWS" \
+    --window-s "$WINDOW_S" --out "$OUT_DIR/nvml_agreement.csv"
+
+# ---- (g) summary: the headline, then deploy per task and PASS / FAIL per target ---------
 summary_step() {
     if [[ -f $OUT_DIR/summary.md ]]; then cat "$OUT_DIR/summary.md"
-    else echo "no summary.md (the run or the report step failed: see above)"; fi
+    else echo "no summary.md (the run or the report step failed, or did not run: see above)"; fi
+    echo
+    "$PYTHON" "$REPO/scripts/gpu_check.py" summary --run "$RUN_DIR" --log "$LOG" \
+        --suites "${SUITES// /,}" --methods "${METHODS// /,}" --seeds "$SEEDS" \
+        --profile "$PROFILE" --run-target-s "$RUN_TARGET_S"
 }
 export -f summary_step
+export LOG SUITES METHODS SEEDS PROFILE RUN_TARGET_S REPO
 run_step summary "$T_SUMMARY" 0 bash -c summary_step
 
 echo

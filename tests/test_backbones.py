@@ -83,3 +83,22 @@ def test_folded_forward_of_one_task_is_the_modules_forward(net, x) -> None:
     params = expanded(dict(net.named_parameters()), 1)
     folded = net.folded(params, x[None], BatchStats())[0]
     assert torch.allclose(folded, net(x), rtol=1e-12, atol=1e-12)
+
+
+def test_conv4_has_no_parameter_that_batchnorm_cancels() -> None:
+    """Conv-4's convolutions have no bias: a per-channel constant before BatchNorm changes
+    no output, so its gradient would be round-off, which Adam turns into full steps. Every
+    parameter gets a real gradient, and adding biases changes nothing (float64)."""
+    torch.manual_seed(0)
+    net = Conv4(hidden=4).double().train()
+    x = torch.rand(6, 1, 28, 28, dtype=torch.float64)
+    out = net(x)
+    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
+    total = torch.cat([g.reshape(-1) for g in grads]).norm()
+    for (name, _), g in zip(net.named_parameters(), grads, strict=True):
+        assert g.norm() > 1e-6 * total, f"{name}: gradient {float(g.norm()):.3g}"
+    assert not any(n.endswith(".0.bias") for n, _ in net.named_parameters())
+    with torch.no_grad():
+        for block in net.blocks:
+            block[0].bias = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
+        assert torch.allclose(net(x), out, rtol=1e-12, atol=1e-12)

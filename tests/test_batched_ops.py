@@ -58,3 +58,31 @@ def test_loop_execution_serves_many_tasks_one_at_a_time() -> None:
 def test_meta_step_ops_do_not_grow_with_the_meta_batch(suite_name: str, name: str) -> None:
     ops = bench.meta_ops(load_suite(suite_name, "standard"), name, torch.device("cpu"))
     assert ops[8] <= 1.2 * ops[1], ops
+
+
+def test_deploy_batch_prints_its_figures_after_every_row() -> None:
+    """The key=value line follows every row (a run cut short by its timeout keeps the
+    figures so far); every flag has help."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(bench.__file__)
+    p = subprocess.run(
+        [sys.executable, str(script), "--suites", "sinusoid-5shot", "--methods",
+         "scratch,maml", "--tasks", "2", "--repeats", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=300, cwd=script.parent.parent,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = p.stdout.splitlines()
+    totals = [i for i, line in enumerate(lines) if line.startswith("ops_ratio_min=")]
+    assert [lines[i].split()[-1] for i in totals] == ["rows=1", "rows=2"]
+    assert [lines[i - 1].split()[0] for i in totals] == ["scratch", "maml"]
+    assert totals[-1] == len(lines) - 1
+    usage = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    options = usage.split("options:", 1)[1]
+    for flag in ("--device", "--tasks", "--repeats", "--threads", "--suites", "--methods"):
+        text = options.split(f"\n  {flag} ", 1)[1].split("\n  -", 1)[0]
+        assert "(default" in text, f"{flag}: no help"

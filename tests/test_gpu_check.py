@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ from energy_fakes import FakeClock, FakeGpu, install, torch_props
 
 from bench.energy.composite import CompositeMeter
 from bench.energy.nvml import NvmlSource
+from bench.store import SCHEMA
 from benchmarks import nvml_agreement as agree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,3 +185,146 @@ def test_gpu_check_fake_all_steps(tmp_path, data_root):
     assert "ops_ratio_min=" in log  # deploy_batch ran
     assert "run_wall_s=" in log and ", 0 failed" in log
     assert p.returncode == 0, p.stdout[-3000:]
+
+
+# -- preflight and summary (scripts/gpu_check.py) ----------------------------------------
+
+HELPER = REPO / "scripts" / "gpu_check.py"
+COLUMNS = [
+    "suite",
+    "method",
+    "execution",
+    "e_deploy_stream_j_per_task",
+    "e_deploy_batch_j_per_task",
+    "deploy_stream_s_per_task",
+    "deploy_batch_s_per_task",
+]
+SUITES, METHODS = ["omniglot-5w1s", "sinusoid-5shot"], ["protonet", "scratch", "maml"]
+# The planned cells: sinusoid-5shot's table has no ProtoNet (regression).
+PAIRS = [(s, m) for s in SUITES for m in METHODS if (s, m) != ("sinusoid-5shot", "protonet")]
+
+
+def helper_module():
+    spec = importlib.util.spec_from_file_location("gpu_check_helper", HELPER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(run: Path, ratios: dict[tuple[str, str], float], done: int) -> Path:
+    """A run folder: summary.csv with stream J/task 1.0 and batch 1 / ratio per (suite,
+    method), latencies 0.1 / 0.01 s, and a ledger whose first `done` cells are done."""
+    run.mkdir(parents=True)
+    with (run / "summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for (suite, method), ratio in ratios.items():
+            w.writerow(dict(zip(COLUMNS, [suite, method, "batched", 1.0, 1 / ratio, 0.1, 0.01])))
+    con = sqlite3.connect(run / "ledger.sqlite")
+    con.executescript(SCHEMA)
+    for i, (suite, method) in enumerate(ratios):
+        status = "done" if i < done else "failed"
+        con.execute(
+            "INSERT INTO cells (cell_key, suite, method, seed, status) VALUES (?, ?, ?, 0, ?)",
+            (f"k{i}", suite, method, status),
+        )
+    con.commit()
+    con.close()
+    return run
+
+
+LOG = """===== [run] ...
+run: wall time of the comparison (suites: a b; target <= 120 s on an H200):
+run_wall_s=97
+ops_ratio_min=40.0 meta_ops_growth_max=1.01 speed_ratio_min=3.00 graph_diff_max=0 rows=1
+scratch 1.0 2.0 (not a key=value line)
+ops_ratio_min=28.7 meta_ops_growth_max=1.08 speed_ratio_min=2.10 graph_diff_max=0 rows=6
+ratio=1.01 ratio_batched=2.10 efficiency=0.30
+"""
+
+
+def summarise(run: Path, log: str, tmp_path: Path) -> list[str]:
+    (tmp_path / "gpu_check.log").write_text(log)
+    p = subprocess.run(
+        [sys.executable, str(HELPER), "summary", "--run", str(run), "--log",
+         str(tmp_path / "gpu_check.log"), "--suites", ",".join(SUITES), "--methods",
+         ",".join(METHODS), "--seeds", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()
+
+
+def test_summary_prints_deploy_per_task_and_a_verdict_per_target(tmp_path):
+    ratios = dict.fromkeys(PAIRS, 20.0)
+    ratios["sinusoid-5shot", "scratch"] = 6.0
+    ratios["omniglot-5w1s", "protonet"] = 2.0  # not a 10x method: shown, not judged
+    lines = summarise(fake_run(tmp_path / "run", ratios, done=4), LOG, tmp_path)
+    rows = [line.split() for line in lines if line.startswith(tuple(SUITES))]
+    assert [(r[0], r[1]) for r in rows] == PAIRS
+    scratch = rows[PAIRS.index(("sinusoid-5shot", "scratch"))]
+    assert scratch[3:8] == ["1", "0.167", "6.0", "0.1", "0.01"]
+    assert "cells done: 4 of 5; run wall time: 97 s" in lines
+    verdicts = [line for line in lines if line.startswith(("PASS", "FAIL"))]
+    assert verdicts == [
+        "FAIL  run: 5 cells within 120 s: 4 of 5 cells done, run_wall_s=97",
+        "FAIL  batch J/task >= 10x below stream (scratch, transfer, MAML family): "
+        "1 of 4 below 10x: scratch on sinusoid-5shot 6.0x",
+        "PASS  maml_step ratio_batched >= 1.5: ratio_batched=2.10",
+        "PASS  deploy_batch ops_ratio_min >= 10: ops_ratio_min=28.7",
+        "PASS  graph replay vs eager: graph_diff_max <= 1e-06: graph_diff_max=0",
+    ]
+    assert lines[-1] == "targets_passed=3 targets=5 cells_done=4 cells_planned=5 run_wall_s=97"
+
+
+def test_summary_all_targets_met(tmp_path):
+    ratios = dict.fromkeys(PAIRS, 12.0)
+    lines = summarise(fake_run(tmp_path / "run", ratios, done=5), LOG, tmp_path)
+    assert "PASS  run: 5 cells within 120 s: 5 of 5 cells done, run_wall_s=97" in lines
+    assert any(line.endswith("all 4 at least 10x (smallest 12.0x)") for line in lines)
+    assert lines[-1] == "targets_passed=5 targets=5 cells_done=5 cells_planned=5 run_wall_s=97"
+
+
+def test_summary_of_a_call_that_measured_nothing(tmp_path):
+    lines = summarise(tmp_path / "no-run", "===== [run] failed\n", tmp_path)
+    assert f"  no summary.csv rows in {tmp_path / 'no-run'}" in lines
+    assert "FAIL  maml_step ratio_batched >= 1.5: not measured in this call" in lines
+    assert "FAIL  batch J/task >= 10x below stream (scratch, transfer, MAML family): " in "\n".join(
+        lines
+    )
+    assert lines[-1] == "targets_passed=0 targets=5 cells_done=0 cells_planned=5 run_wall_s=nan"
+
+
+def test_preflight_names_missing_and_out_of_range_dependencies(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\ndependencies = ["numpy>=1.0", "surely-not-installed-dist>=1", '
+        '"torch<1.0", "tomli>=2.0; python_version < \'3.0\'"]\n'
+    )
+    problems = helper_module().dependency_problems(pyproject)
+    assert problems[0] == "surely-not-installed-dist: not installed"
+    assert problems[1].startswith(f"torch: version {torch.__version__}, needs <1.0")
+    assert len(problems) == 2  # numpy is fine; tomli's marker does not apply
+
+
+def test_gpu_check_stops_at_preflight_without_data(tmp_path):
+    """No Omniglot under the data root: exit 2 after the preflight, before the run."""
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    p = script(tmp_path, "--steps", "env,run,summary", timeout=120, data=empty)
+    assert p.returncode == 2, p.stdout[-3000:]
+    assert "preflight: dataset 'omniglot'" in p.stdout
+    assert "stopped before the steps that take minutes" in p.stdout
+    steps = (tmp_path / "out" / "steps.tsv").read_text()
+    assert "preflight\tfailed" in steps and "\nrun\t" not in steps
+
+
+def test_gpu_check_summary_step_reads_the_run_folder(tmp_path):
+    """The script's summary step on a run folder left by an earlier call (fake NVML: the
+    smoke profile's run folder: 9 omniglot-5w1s and 8 sinusoid-5shot cells planned)."""
+    ratios = dict.fromkeys(PAIRS, 15.0)
+    fake_run(tmp_path / "gpu-check-run-1-smoke" / "run", ratios, done=5)
+    p = script(tmp_path, "--steps", "summary", timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:]
+    assert "cells done: 5 of 17; run wall time: - s" in p.stdout
+    assert "targets_passed=0 targets=5 cells_done=5 cells_planned=17 run_wall_s=nan" in p.stdout

@@ -90,11 +90,18 @@ class ChannelsLastConv2d(nn.Conv2d):
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """conv 3x3, BatchNorm, ReLU, maxpool 2. The pool runs before the ReLU: max and ReLU
-    commute (ReLU is monotone), so the output is identical and the ReLU touches 4x fewer
-    values."""
+    """conv 3x3 (no bias), BatchNorm, ReLU, maxpool 2.
+
+    No convolution bias: the BatchNorm after it subtracts a per-channel mean, which
+    removes any per-channel constant, so the network represents the same functions
+    without one. A bias's true gradient would be exactly 0 (batch and support statistics),
+    so it could only move by round-off, which Adam, scaling each entry by its own gradient
+    history, turns into steps of up to the learning rate. Float32 training still depends
+    on the kernels' rounding through the other parameters (docs/protocol.md, "Execution").
+    The pool runs before the ReLU: max and ReLU commute (ReLU is monotone), so the output
+    is identical and the ReLU touches 4x fewer values."""
     return nn.Sequential(
-        ChannelsLastConv2d(in_channels, out_channels, 3, padding=1),
+        ChannelsLastConv2d(in_channels, out_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.MaxPool2d(2),
         nn.ReLU(),
@@ -102,7 +109,9 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class Conv4(Backbone):
-    """4 x [conv 3x3 (64), BatchNorm, ReLU, maxpool 2]; [n, c, 28, 28] -> features [n, 64]."""
+    """4 x [conv 3x3 (64, no bias), BatchNorm, ReLU, maxpool 2]; [n, c, 28, 28] ->
+    features [n, 64]. Parameters per block i: blocks.i.0.weight [64, in, 3, 3] and the
+    BatchNorm's blocks.i.1.weight / blocks.i.1.bias [64]."""
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, precision: str = "fp32") -> None:
         super().__init__(precision)
@@ -138,13 +147,7 @@ class Conv4(Backbone):
         for i in range(len(self.blocks)):
             w = params[f"blocks.{i}.0.weight"]  # [T, out, in, k, k]
             out = w.shape[1]
-            h = F.conv2d(
-                h,
-                nhwc(w.reshape(T * out, *w.shape[2:])),
-                params[f"blocks.{i}.0.bias"].reshape(T * out),
-                padding=1,
-                groups=T,
-            )
+            h = F.conv2d(h, nhwc(w.reshape(T * out, *w.shape[2:])), padding=1, groups=T)
             h = task_batch_norm(
                 h, params[f"blocks.{i}.1.weight"], params[f"blocks.{i}.1.bias"], stats
             )

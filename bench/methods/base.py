@@ -128,6 +128,20 @@ class Method:
         then happen in the harness's `setup` window, never in a measured phase."""
         self.predict_many(self.adapt_many(support_x, support_y), query_x)
 
+    def warm_up_meta(self, train: EpisodeSampler) -> None:
+        """One throwaway pass of the meta-training path on the shapes of its first step
+        (the loss of the first meta batch, or its first chunk, and its gradient, or the
+        inner loops Reptile runs), so that lazy initialisation (CUDA context, cuBLAS /
+        cuDNN handles and algorithm choice, allocator growth) is not billed to meta_train.
+
+        Contract: the harness calls it once per cell with meta_steps > 0, with the
+        `train` sampler it then passes to `meta_train`, inside a `setup` window (not part
+        of E_meta) just before the first meta_train window opens. It changes nothing that
+        meta-training reads: no parameter, buffer, `.grad`, optimizer state, module
+        train / eval mode or torch RNG state; it takes no optimizer step. Meta-training
+        after it trains exactly the model it would have trained without it
+        (tests/test_methods_warmup.py). Default: nothing to warm up (no meta-training)."""
+
 
 def seeded(seed: int, build: Callable[[], T]) -> T:
     """build() under torch's global RNG seeded with `seed`, the caller's RNG state left as it

@@ -23,11 +23,22 @@ from bench.methods.graphs import GraphCache
 
 State = dict[str, torch.Tensor]  # every entry [T, ...]
 
-# Bytes of activations one batched call may hold, per device kind: the chunk cap is this
-# over a method's estimate of bytes per task (`task_bytes`). The CPU figure keeps a chunk
-# well inside a shared 24 GB machine; a GPU has far more.
-CALL_BYTES = {"cpu": 2.0e9, "cuda": 24e9}
+# Bytes of activations one batched call may hold: the chunk cap is this over a method's
+# estimate of bytes per task (`task_bytes`). On CPU a fixed figure that keeps a chunk well
+# inside a shared 24 GB machine; on CUDA a share of the memory this process can still get
+# when the method is built (free on the device plus what PyTorch's allocator holds unused).
+CPU_CALL_BYTES = 2.0e9
+CUDA_CALL_SHARE = 0.5
 MAX_TASKS = 1024
+
+
+def call_bytes(device: torch.device) -> float:
+    """The activation budget of one batched call on `device`, in bytes."""
+    if device.type != "cuda":
+        return CPU_CALL_BYTES
+    free, _total = torch.cuda.mem_get_info(device)
+    unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return CUDA_CALL_SHARE * (free + unused)
 
 
 def activation_bytes(backbone, task, rows: int) -> float:
@@ -75,6 +86,8 @@ class TaskBatched(Method):
     def __init__(self, task, params, device, seed) -> None:
         super().__init__(task, params, device, seed)
         self.graphs = GraphCache() if task.execution == "graph" and device.type == "cuda" else None
+        # Read once: a cell's chunk sizes, and so its CUDA graphs' shapes, stay fixed.
+        self.call_bytes = call_bytes(device)
 
     # -- what a method implements ------------------------------------------------------
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
@@ -94,14 +107,13 @@ class TaskBatched(Method):
     # -- the interface, derived ----------------------------------------------------------
     def tasks_per_call(self, rows: int, phase: str) -> int:
         """Chunk size for tasks of `rows` inputs in `phase`: 1 for "loop", else the
-        memory cap (CALL_BYTES over `task_bytes`)."""
+        memory cap (`call_bytes` over `task_bytes`, at most MAX_TASKS)."""
         if self.task.execution == "loop":
             return 1
         per_task = self.task_bytes(rows, phase)
         if per_task <= 0:
             return MAX_TASKS
-        budget = CALL_BYTES.get(self.device.type, CALL_BYTES["cpu"])
-        return int(max(1, min(MAX_TASKS, budget // per_task)))
+        return int(max(1, min(MAX_TASKS, self.call_bytes // per_task)))
 
     def run(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """fn(*args), replayed from a CUDA graph in "graph" mode."""

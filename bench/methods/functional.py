@@ -16,7 +16,8 @@ Rethinking Batch Normalization for Meta-Learning") or those of the batch itself
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -31,6 +32,8 @@ Apply = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
 # (outputs [T, n, out], targets [T, n] or [T, n, y_dim]) -> scalar: sum over tasks
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BN_EPS = 1e-5  # nn.BatchNorm2d's default
+# Device kinds where Adam runs its capturable arithmetic in every execution mode.
+CAPTURABLE_DEVICES = ("cuda",)
 
 
 @dataclass
@@ -139,6 +142,42 @@ def nhwc(w: torch.Tensor) -> torch.Tensor:
     if w.stride(1) == 1 and w.is_contiguous(memory_format=torch.channels_last):
         return w
     return torch.empty_like(w, memory_format=torch.channels_last).copy_(w)
+
+
+def make_optimizer(
+    name: str, params: Iterable[torch.Tensor], lr: float, device: torch.device
+) -> torch.optim.Optimizer:
+    """Adam ("adam") or plain SGD ("sgd") over `params`, the same on a device whatever the
+    execution mode.
+
+    On CUDA Adam is `capturable`: its step count and bias corrections are fp32 device
+    tensors, as a CUDA graph capture needs (bench.methods.graphs). That arithmetic differs
+    from the eager default (a Python-float step size) by round-off, which training steps
+    grow (2e-5 relative in scratch's outputs after 3 steps on an Omniglot task), so eager
+    batched and loop use it too: graph replay then equals eager execution
+    (tests/test_batched_graph.py).
+    """
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, capturable=device.type in CAPTURABLE_DEVICES)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+@contextmanager
+def buffers_kept(*modules: nn.Module) -> Iterator[None]:
+    """Inside, the modules may run in training mode (BatchNorm updating its running
+    statistics); on leaving, their buffers and train / eval modes are as they were (a
+    warm-up pass that must change nothing)."""
+    saved = [({n: b.clone() for n, b in m.named_buffers()}, m.training) for m in modules]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (buffers, training) in zip(modules, saved, strict=True):
+                for n, b in m.named_buffers():
+                    b.copy_(buffers[n])
+                m.train(training)
 
 
 def has_batchnorm(net: nn.Module) -> bool:

@@ -7,7 +7,8 @@ signature (`torch.cuda.graph`, after warm-up passes on a side stream, as the PyT
 CUDA-graph notes prescribe) and afterwards copies the inputs into the captured buffers,
 replays and returns clones of the captured outputs. Captured code must not synchronise
 with the host and must allocate its optimizer state on the device (Adam with
-`capturable=True`: `bench.methods.scratch.make_optimizer`). Capture happens in the
+`capturable=True`, on CUDA in every execution mode:
+`bench.methods.functional.make_optimizer`). Capture happens in the
 method's `warm_up`, which the harness runs in its `setup` window, so no metered phase
 pays for it. Only CUDA; validated on the device by `benchmarks/deploy_batch.py --device
 cuda` (replay equals eager).

@@ -43,6 +43,7 @@ from bench.methods.functional import (
     has_batchnorm,
     inner_loop,
     linear,
+    make_optimizer,
     sub,
     task_leaves,
     task_losses,
@@ -175,20 +176,40 @@ class MAML(TaskBatched):
         """Meta step `step` (1-based) on a stacked meta batch: `meta_backward`, then one
         Adam step (`meta_lr`)."""
         if step == 1 or self.meta_optimizer is None:
-            self.meta_optimizer = torch.optim.Adam(self.meta_parameters(), lr=self.params.meta_lr)
+            self.meta_optimizer = make_optimizer(
+                "adam", self.meta_parameters(), self.params.meta_lr, self.device
+            )
         self.meta_optimizer.zero_grad(set_to_none=True)
         self.meta_backward(batch)
         self.meta_optimizer.step()
 
+    def meta_batch(self, train: EpisodeSampler, step: int) -> Episode:
+        """The stacked meta batch of meta step `step` (1-based): `meta_batch` consecutive
+        training episodes with `train_query` queries per class."""
+        p = self.params
+        episodes, first = train_episodes(train, p.train_query), (step - 1) * p.meta_batch
+        return stack_episodes([episodes.episode(first + b) for b in range(p.meta_batch)])
+
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
-        episodes = train_episodes(train, p.train_query)
         for step in range(1, p.meta_steps + 1):
-            first = (step - 1) * p.meta_batch
-            batch = stack_episodes([episodes.episode(first + b) for b in range(p.meta_batch)])
-            self.meta_step(batch, step)
+            self.meta_step(self.meta_batch(train, step), step)
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
+
+    def first_chunk(self, train: EpisodeSampler) -> Episode:
+        """The first meta step's first chunk of tasks (the shapes the meta-step runs)."""
+        batch = self.meta_batch(train, 1)
+        rows = batch.support_x.shape[1] + batch.query_x.shape[1]
+        return slice_episode(
+            batch, chunks(len(batch.support_x), self.tasks_per_call(rows, "meta"))[0]
+        )
+
+    def warm_up_meta(self, train: EpisodeSampler) -> None:
+        """The meta-loss of the first chunk of the first meta batch and its gradient
+        (second order where the method is), discarded."""
+        loss = self.meta_loss(self.first_chunk(train))
+        torch.autograd.grad(loss, self.meta_parameters(), allow_unused=True)
 
     def task_bytes(self, rows: int, phase: str) -> float:
         # Forward activations; test-time SGD keeps about one step's graph, second-order

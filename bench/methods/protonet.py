@@ -13,10 +13,11 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from bench.data.episodes import EpisodeSampler, Shape
+from bench.data.episodes import Episode, EpisodeSampler, Shape
 from bench.methods.backbones import backbone_for
 from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
 from bench.methods.batched import State, TaskBatched, activation_bytes
+from bench.methods.functional import buffers_kept, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,22 +61,31 @@ class ProtoNet(TaskBatched):
         super().__init__(task, params, device, seed)
         self.encoder = seeded(seed, lambda: backbone_for(task).to(device))
 
+    def train_episodes(self, train: EpisodeSampler) -> EpisodeSampler:
+        p = self.params
+        return train.with_shape(Shape(p.train_way, p.train_shot, p.train_query))
+
+    def episode_loss(self, ep: Episode) -> torch.Tensor:
+        """The training loss of one episode: the encoder in training mode (BatchNorm
+        batch statistics, running statistics updated) over support and queries, queries
+        classified by the support's prototypes."""
+        self.encoder.train()
+        features = self.encoder(torch.cat([ep.support_x, ep.query_x]))
+        support, query = features[: len(ep.support_y)], features[len(ep.support_y) :]
+        protos = prototypes(support[None], ep.support_y[None], self.params.train_way)
+        return F.cross_entropy(logits(query[None], protos)[0], ep.query_y)
+
     def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
         p = self.params
-        episodes = train.with_shape(Shape(p.train_way, p.train_shot, p.train_query))
-        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=p.lr)
+        episodes = self.train_episodes(train)
+        optimizer = make_optimizer("adam", self.encoder.parameters(), p.lr, self.device)
         schedule = (
             torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, p.meta_steps)
             if p.lr_schedule == "cosine"
             else None
         )
         for step in range(1, p.meta_steps + 1):
-            self.encoder.train()
-            ep = episodes.episode(step - 1)
-            features = self.encoder(torch.cat([ep.support_x, ep.query_x]))
-            support, query = features[: len(ep.support_y)], features[len(ep.support_y) :]
-            protos = prototypes(support[None], ep.support_y[None], p.train_way)
-            loss = F.cross_entropy(logits(query[None], protos)[0], ep.query_y)
+            loss = self.episode_loss(episodes.episode(step - 1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -83,6 +93,13 @@ class ProtoNet(TaskBatched):
                 schedule.step()
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
+
+    def warm_up_meta(self, train: EpisodeSampler) -> None:
+        """The first training episode's loss and gradient, discarded; running statistics
+        and the module's mode restored."""
+        with buffers_kept(self.encoder):
+            loss = self.episode_loss(self.train_episodes(train).episode(0))
+            torch.autograd.grad(loss, list(self.encoder.parameters()))
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from bench.data.episodes import Episode
 from bench.methods.base import METHODS
-from bench.methods.batched import chunks
+from bench.methods.batched import chunks, slice_episode
 from bench.methods.functional import task_leaves
 from bench.methods.maml import MAML, MAMLParams
 
@@ -46,16 +46,27 @@ class Reptile(MAML):
         `inner_steps` SGD steps on task t's support and query data; eps annealed."""
         eps = self.params.outer_lr * (1 - (step - 1) / self.params.meta_steps)
         B = batch.support_x.shape[0]
+        rows = batch.support_x.shape[1] + batch.query_x.shape[1]
+        moved = {n: torch.zeros_like(t) for n, t in self.initial().items()}
+        for c in chunks(B, self.tasks_per_call(rows, "meta")):
+            for n, d in self.displacement(slice_episode(batch, c)).items():
+                moved[n] += d
+        for n, t in self.initial().items():
+            t.add_(moved[n], alpha=eps / B)
+
+    @torch.no_grad()
+    def displacement(self, batch: Episode) -> dict[str, torch.Tensor]:
+        """sum_t (phi_t - theta) over the stacked tasks of `batch`, phi_t after
+        `inner_steps` SGD steps on task t's support and query data; theta unchanged."""
         x = torch.cat([batch.support_x, batch.query_x], 1)
         y = torch.cat([batch.support_y, batch.query_y], 1)
         theta = self.initial()
-        moved = {n: torch.zeros_like(t) for n, t in theta.items()}
-        for c in chunks(B, self.tasks_per_call(x.shape[1], "meta")):
-            with torch.enable_grad():
-                phi = self.adapt_params(
-                    task_leaves(theta, c.stop - c.start), x[c], y[c], self.params.inner_steps, False
-                )
-            for n, t in theta.items():
-                moved[n] += (phi[n].detach() - t).sum(0)
-        for n, t in theta.items():
-            t.add_(moved[n], alpha=eps / B)
+        with torch.enable_grad():
+            phi = self.adapt_params(
+                task_leaves(theta, len(x)), x, y, self.params.inner_steps, False
+            )
+        return {n: (phi[n].detach() - t).sum(0) for n, t in theta.items()}
+
+    def warm_up_meta(self, train) -> None:
+        """The first chunk's inner loops of the first meta step, the result discarded."""
+        self.displacement(self.first_chunk(train))

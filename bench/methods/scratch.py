@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
@@ -26,6 +25,7 @@ from bench.methods.functional import (
     BatchStats,
     batch_stats_only,
     has_batchnorm,
+    make_optimizer,
     task_leaves,
     task_losses,
 )
@@ -36,16 +36,6 @@ class ScratchParams(Params):
     steps: int = 50
     lr: float = 1e-2
     optimizer: str = "adam"
-
-
-def make_optimizer(
-    name: str, params: Iterable[torch.Tensor], lr: float, capturable: bool = False
-) -> torch.optim.Optimizer:
-    """Adam or plain SGD; `capturable` (Adam) keeps the step count on the device, as a
-    CUDA graph capture needs."""
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, capturable=capturable)
-    return torch.optim.SGD(params, lr=lr)
 
 
 @METHODS.register("scratch")
@@ -74,9 +64,7 @@ class Scratch(TaskBatched):
     def adapt_tasks(self, support_x: torch.Tensor, support_y: torch.Tensor) -> State:
         p = self.params
         leaves = task_leaves(dict(self.template.named_parameters()), len(support_x), copy=True)
-        optimizer = make_optimizer(
-            p.optimizer, leaves.values(), p.lr, capturable=self.graphs is not None
-        )
+        optimizer = make_optimizer(p.optimizer, leaves.values(), p.lr, self.device)
         with torch.enable_grad():
             for _ in range(p.steps):
                 loss = self.losses(self.apply(leaves, support_x, BatchStats()), support_y).sum()

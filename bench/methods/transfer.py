@@ -23,7 +23,15 @@ from bench.data.episodes import EpisodeSampler, stable_int
 from bench.methods.backbones import backbone_for
 from bench.methods.base import METHODS, CheckpointFn, Params, seeded, should_checkpoint
 from bench.methods.batched import State, TaskBatched, activation_bytes
-from bench.methods.functional import Tensors, linear, task_leaves, task_loss, task_losses
+from bench.methods.functional import (
+    Tensors,
+    buffers_kept,
+    linear,
+    make_optimizer,
+    task_leaves,
+    task_loss,
+    task_losses,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,15 +113,22 @@ class Transfer(TaskBatched):
             lambda: make_head(params.head, self.body.out_features, task.out_dim, params.scale),
         ).to(device)
 
-    def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
-        p = self.params
-        draw = self.batch_drawer(train)
-        out_dim = self.pretrain_out(train)
-        head = seeded(
+    def pretrain_head(self, train: EpisodeSampler) -> nn.Module:
+        """The pretraining head over all base classes (regression: y_dim outputs), drawn
+        from the cell's seed + 1."""
+        p, out_dim = self.params, self.pretrain_out(train)
+        return seeded(
             self.seed + 1,
             lambda: make_head(p.head, self.body.out_features, out_dim, p.scale).to(self.device),
         )
-        optimizer = torch.optim.Adam([*self.body.parameters(), *head.parameters()], lr=p.lr)
+
+    def meta_train(self, train: EpisodeSampler, checkpoint: CheckpointFn, every: int) -> None:
+        p = self.params
+        draw = self.batch_drawer(train)
+        head = self.pretrain_head(train)
+        optimizer = make_optimizer(
+            "adam", [*self.body.parameters(), *head.parameters()], p.lr, self.device
+        )
         for step in range(1, p.meta_steps + 1):
             self.body.train()
             x, y = draw(step - 1)
@@ -123,6 +138,16 @@ class Transfer(TaskBatched):
             optimizer.step()
             if should_checkpoint(step, every, p.meta_steps):
                 checkpoint(step)
+
+    def warm_up_meta(self, train: EpisodeSampler) -> None:
+        """The first pretraining batch's loss and gradient, discarded; running statistics
+        and the body's mode restored."""
+        head = self.pretrain_head(train)
+        x, y = self.batch_drawer(train)(0)
+        with buffers_kept(self.body):
+            self.body.train()
+            loss = self.loss(head(self.body(x)), y)
+            torch.autograd.grad(loss, [*self.body.parameters(), *head.parameters()])
 
     def pretrain_out(self, train: EpisodeSampler) -> int:
         """Outputs of the pretraining head: all base classes, or y_dim for regression."""
@@ -170,9 +195,7 @@ class Transfer(TaskBatched):
         feats = self.features(support_x)  # the frozen backbone runs once per task
         start = dict(self.start_head.named_parameters())
         head = task_leaves(start, len(support_x), copy=True)
-        optimizer = torch.optim.Adam(
-            head.values(), lr=p.head_lr, capturable=self.graphs is not None
-        )
+        optimizer = make_optimizer("adam", head.values(), p.head_lr, self.device)
         with torch.enable_grad():
             for _ in range(p.steps):
                 loss = self.losses(self.head_scores(head, feats), support_y).sum()
