@@ -93,6 +93,28 @@ def test_meta_learner_is_warmed_up_before_its_first_meta_train_window(monkeypatc
     assert [w.phase for w in result.windows][:2] == ["setup", "meta_train"]
 
 
+def test_first_meta_step_path_runs_in_the_setup_window(monkeypatch) -> None:
+    """The first meta step's lazy initialisation (CUDA context, cuDNN algorithm choice) is
+    not billed to meta_train: warm_up_meta runs inside the cell's first setup window, and
+    from-scratch (no meta-training) never calls it."""
+    from bench.methods.base import Method
+
+    meter, seen = OpenWindows(), []
+    original = Method.warm_up_meta
+
+    def warm_up_meta(self, train):
+        seen.append((type(self).__name__, list(meter.open)))
+        return original(self, train)
+
+    monkeypatch.setattr(Method, "warm_up_meta", warm_up_meta)
+    from bench.methods.maml import MAML
+
+    monkeypatch.setattr(MAML, "warm_up_meta", warm_up_meta)
+    run(sinusoid(), meter, "maml", "batched")
+    run(sinusoid(), meter)
+    assert seen == [("MAML", ["setup"])]
+
+
 def test_two_cells_cost_the_same_per_task_in_either_order(monkeypatch) -> None:
     """A first-call cost (here a fake 1 s the first time a process adapts) must not be
     billed to whichever cell happens to run first: run two cells in both orders and

@@ -178,11 +178,14 @@ class CellRunner:
         in the shape validation will use (one episode per call under `loop`, all
         validation episodes at once otherwise) in a `setup` window: a process's first calls
         (allocator, kernel selection, lazy imports, any capture) are not billed to the
-        first cell of a grid, nor to meta-training."""
+        first cell of a grid, nor to meta-training. A meta-trained method also runs its
+        first meta step's path once (`Method.warm_up_meta`, which changes no state)."""
         sampler = self.samplers["val"]
         n = 1 if self.cell.execution == "loop" else self.suite.n_val_episodes
         s = Stacked.of([sampler.episode(i) for i in range(n)])
         with self.meter.window("setup") as w:
+            if self.method.meta_steps > 0:
+                self.method.warm_up_meta(self.samplers["train"])
             self.method.warm_up(s.support_x, s.support_y, s.query_x)
         self.record("setup", n, 0, w.measurement)
 
