@@ -17,7 +17,15 @@ from bench.energy.base import Measurement
 from bench.run import executors
 from bench.run.grid import expand_grid
 from bench.run.harness import CellResult, WindowRecord
-from bench.run.progress import EtaModel, Live, Progress, Timing, format_eta, timing_of
+from bench.run.progress import (
+    Estimate,
+    EtaModel,
+    Live,
+    Progress,
+    Timing,
+    format_eta,
+    timing_of,
+)
 from bench.suite import load_suite
 
 
@@ -100,24 +108,91 @@ def test_eta_adds_each_methods_own_step_and_episode_rates(cells) -> None:
     eta = EtaModel()
     eta.observe(scratch[0], Timing(steps=0, meta_s=1.0, episodes=40, deploy_s=4.0))
     eta.observe(maml[0], Timing(steps=300, meta_s=30.0, episodes=40, deploy_s=8.0))
-    assert eta.predict(scratch[1]) == pytest.approx(1.0 + 4.0)
-    assert eta.predict(maml[1]) == pytest.approx(30.0 + 8.0)
-    assert eta.remaining([scratch[1], maml[1], maml[2]], [], now=0.0) == (81.0, 0)
-    assert eta.remaining([scratch[1], maml[1]], [], now=0.0, workers=2) == (21.5, 0)
+    assert eta.estimate(scratch[1]) == Estimate(pytest.approx(1.0 + 4.0), True, True)
+    assert eta.estimate(maml[1]) == Estimate(pytest.approx(30.0 + 8.0), True, True)
+    assert eta.remaining([scratch[1], maml[1], maml[2]], [], now=0.0) == (
+        pytest.approx(81.0),
+        0,
+        0,
+    )
+    assert eta.remaining([scratch[1], maml[1]], [], now=0.0, workers=2)[0] == pytest.approx(21.5)
+    assert format_eta(81.0) == "ETA 81 s"
 
 
-def test_eta_leaves_out_untimed_cells_and_uses_the_running_cells_rate(cells) -> None:
+def test_eta_borrows_from_comparable_cells_scaled_per_sample_and_says_so() -> None:
+    five = load_suite("sinusoid-5shot", "smoke")  # 1 x (5 + 100) samples per episode
+    ten = load_suite("sinusoid-10shot", "smoke")  # 1 x (10 + 100)
+    maml5, fomaml5 = expand_grid([five], ["maml", "fomaml"], [0], "cpu")
+    (maml10,) = expand_grid([ten], ["maml"], [0], "cpu")
+    eta = EtaModel()
+    eta.observe(maml5, Timing(steps=300, meta_s=30.0, episodes=40, deploy_s=8.0))
+    # the same method on another shape of the same dataset: scaled by samples per episode
+    assert eta.estimate(maml10) == Estimate(pytest.approx(38.0 * 110 / 105), False, True)
+    # another method of the same suite: its rates, approximate
+    assert eta.estimate(fomaml5) == Estimate(pytest.approx(38.0), False, True)
+    seconds, approximate, unknown = eta.remaining([maml10, fomaml5], [], now=0.0)
+    assert (approximate, unknown) == (2, 0)
+    text = format_eta(seconds, approximate, unknown)
+    assert text == "ETA ~78 s (approximate: 2 cells from other suites or methods)"
+
+
+def test_eta_of_a_default_run_is_a_number_once_anything_is_timed() -> None:
+    """Shipped suites have one seed and cells run method by method: every cell is the
+    first of its method. The ETA is still a number (approximate), never 'at least 0 s'."""
+    suite = load_suite("sinusoid-5shot", "smoke")
+    scratch, maml, fomaml = expand_grid([suite], ["scratch", "maml", "fomaml"], [0], "cpu")
+    now = [0.0]
+    progress = Progress(False, stream=io.StringIO(), clock=lambda: now[0])
+    progress.open([scratch, maml, fomaml], 0, "out", "not metered (time only)")
+    texts = [progress.eta_text()]
+    tick = progress.cell_started(scratch)  # no steps: it deploys from its start
+    texts.append(progress.eta_text())
+    now[0] = 2.0
+    tick(20)  # half its episodes in 2 s
+    texts.append(progress.eta_text())
+    now[0] = 4.0
+    tick(20)
+    progress.cell_finished(result_of(scratch, 0.0, 0.0, 4.0))
+    tick = progress.cell_started(maml)
+    texts.append(progress.eta_text())  # no step of any cell timed yet: a lower bound
+    now[0] = 7.0
+    tick(30)  # maml: 30 steps in 3 s
+    texts.append(progress.eta_text())
+    now[0] = 34.0
+    tick(270)  # meta-training done; deploy starts, with no episode of its own timed
+    texts.append(progress.eta_text())
+    assert texts[0] == "ETA not known yet (nothing comparable to 3 cells timed so far)"
+    assert texts[2].startswith("ETA over ")  # scratch's deploy rate, no step rate yet
+    assert texts[4].startswith("ETA ~") and "approximate" in texts[4]
+    assert texts[5].startswith("ETA ~")  # maml's deploy: scratch's episode rate
+    assert not any("at least" in t or t.startswith("ETA over 0 s") for t in texts), texts
+    # maml's own rates: 0.1 s per step (270 left for fomaml), scratch's 0.1 s per episode
+    seconds, _, _ = progress.eta.remaining(progress.pending, list(progress.live.values()), 34.0)
+    assert seconds == pytest.approx(4.0 + 30.0 + 4.0)  # maml deploy, fomaml meta + deploy
+
+
+def result_of(cell, started: float, meta_end: float, finished: float) -> CellResult:
+    """A finished cell whose meta phase ended at `meta_end` (wall seconds)."""
+    result = CellResult(cell, "fp", [0.5, 0.5], started_at=started, finished_at=finished)
+    result.windows = [
+        WindowRecord("validate", 0, 1, 0, Measurement("validate", meta_end, 0.0)),
+    ]
+    return result
+
+
+def test_eta_of_the_running_cell_uses_its_own_rates_phase_by_phase(cells) -> None:
     maml = cells[3:]
     eta = EtaModel()
-    assert eta.remaining(maml[1:], [], now=0.0) == (0.0, 2)
-    assert format_eta(0.0, 2).startswith("ETA unknown")
+    eta.observe(cells[0], Timing(steps=0, meta_s=1.0, episodes=40, deploy_s=20.0))
     live = Live(maml[0], started_s=100.0, steps=100)  # a third of the steps in 10 s
-    assert eta.left(live, now=110.0) == (pytest.approx(20.0), False)  # deploy: unknown
-    live.steps, live.deploy_started_s, live.episodes = 300, 130.0, 10  # 10 episodes in 5 s
-    assert eta.left(live, now=135.0) == (pytest.approx(15.0), True)
-    assert eta.remaining(maml[1:], [live], now=135.0) == (pytest.approx(15.0), 2)
-    assert format_eta(15.0, 1) == "ETA at least 15 s (1 cell not timed yet)"
-    assert format_eta(15.4, 0) == "ETA 15 s"
+    left = eta.left(live, now=110.0)  # its own step rate; deploy from scratch (approximate)
+    assert left == Estimate(pytest.approx(20.0 + 20.0), False, True)
+    live.steps, live.deploy_started_s = 300, 130.0  # deploy began, no episode timed yet
+    assert eta.left(live, now=131.0) == Estimate(pytest.approx(19.0), False, True)
+    live.episodes = 10  # 10 of its 40 episodes in 5 s: its own rate, exact
+    assert eta.left(live, now=135.0) == Estimate(pytest.approx(15.0), True, True)
+    assert format_eta(15.4) == "ETA 15 s"
+    assert format_eta(5000.0, 0, 2) == "ETA over 5000 s (1.4 h) (2 cells not timed yet)"
 
 
 def test_timing_splits_a_cell_at_the_end_of_its_last_validation(cells) -> None:
@@ -141,7 +216,8 @@ def test_progress_lines_without_bars(cells) -> None:
     tick = progress.cell_started(cells[3])
     now[0] = 10.0
     tick(150)
-    assert progress.eta_text() == "ETA at least 10 s (2 cells not timed yet)"
+    # 10 s left of this cell's steps, 20 s of the next one's; no episode timed yet
+    assert progress.eta_text() == "ETA over 30 s (2 cells not timed yet)"
     progress.cell_failed(cells[3], "RuntimeError: boom")
     assert stream.getvalue().splitlines() == [
         "metabench: 2 cells to run, 1 already done; output: out/x; energy: measured by rapl "
