@@ -21,6 +21,7 @@ from bench.run.harness import CellResult
 from bench.run.placement import Placement
 
 LEDGER_NAME = "ledger.sqlite"
+LOCK_NAME = ".metabench.lock"  # held by the run writing the folder (bench.run.folder)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -7,14 +7,21 @@ a cell is made to fail (or to be interrupted) by wrapping the harness's run_cell
 from __future__ import annotations
 
 import io
+import os
 import shlex
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench import cli
+from bench.devices import cpu_count
 from bench.energy.base import Measurement
-from bench.run import executors
+from bench.errors import MetabenchError
+from bench.options import RunOptions
+from bench.run import executors, session
+from bench.run.folder import RunLock, lock_holder
 from bench.run.grid import expand_grid
 from bench.run.harness import CellResult, WindowRecord
 from bench.run.progress import (
@@ -27,6 +34,8 @@ from bench.run.progress import (
     timing_of,
 )
 from bench.suite import load_suite
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def smoke(out: Path, seeds: str = "0,1") -> list[str]:
@@ -80,7 +89,7 @@ def test_ctrl_c_prints_the_command_that_resumes(tmp_path, monkeypatch, capfd) ->
 
 def test_default_run_folder_is_added_to_the_resume_command(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    message = cli.interrupted_message(["run", "x"], Path("reports/x-smoke"))
+    message = cli.interrupted_message(["run", "x"], session.RunInterrupted(Path("reports/x-smoke")))
     assert message.endswith(f"metabench run x --out {tmp_path / 'reports' / 'x-smoke'}")
 
 
@@ -228,9 +237,6 @@ def test_progress_lines_without_bars(cells) -> None:
 
 @pytest.mark.parametrize("flag", [None, "support", "transductive"])
 def test_normalization_flag_overrides_the_suites_rule_and_the_key(flag) -> None:
-    from bench.options import RunOptions
-    from bench.run import session
-
     p = session.plan(
         RunOptions(suites=("sinusoid-5shot",), profile="smoke", device="cpu", normalization=flag)
     )
@@ -240,3 +246,97 @@ def test_normalization_flag_overrides_the_suites_rule_and_the_key(flag) -> None:
         RunOptions(suites=("sinusoid-5shot",), profile="smoke", device="cpu", normalization=other)
     )
     assert not {c.key for c in p.cells} & {c.key for c in q.cells}
+
+
+# --- one run per folder, each cell once, Ctrl-C anywhere ------------------------------
+
+
+def test_a_second_run_into_the_same_folder_stops_naming_the_first(
+    tmp_path, monkeypatch, capfd
+) -> None:
+    out = tmp_path / "run"
+    with RunLock(out, "metabench run sinusoid-5shot --out elsewhere"):
+        assert cli.main(smoke(out, "0")) == 2
+    err = capfd.readouterr().err
+    assert f"pid {os.getpid()} on " in err and "metabench run sinusoid-5shot --out elsewhere" in err
+    assert err.count("\n") == 1 and not (out / "ledger.sqlite").exists()
+    seen = []  # while a cell runs, its run holds the lock
+
+    def run_cell(cell, *args, **kwargs):
+        with pytest.raises(MetabenchError, match="in use by another metabench run"):
+            lock_holder(out)
+        seen.append(cell.label)
+        return real(cell, *args, **kwargs)
+
+    real = executors.run_cell
+    monkeypatch.setattr(executors, "run_cell", run_cell)
+    assert cli.main(smoke(out, "0")) == 0 and seen == ["sinusoid-5shot/scratch/seed0"]
+    lock_holder(out)  # released at the end
+
+
+def test_suites_with_the_same_cells_run_each_cell_once(tmp_path) -> None:
+    text = (REPO / "suites" / "sinusoid-5shot.toml").read_text()
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.toml").write_text(text)  # the same bytes: the same cell keys
+    options = RunOptions(
+        suites=(str(tmp_path / "a.toml"), str(tmp_path / "b.toml")),
+        methods=("scratch",),
+        profile="smoke",
+        device="cpu",
+        out=str(tmp_path / "run"),
+    )
+    p = session.plan(options)
+    assert [c.label for c in p.cells] == ["a/scratch/seed0"]
+    assert "b/scratch/seed0 (= a/scratch/seed0)" in p.notes[0]
+
+
+def test_dask_local_beyond_the_cores_is_a_note(tmp_path) -> None:
+    options = RunOptions(("sinusoid-5shot",), profile="smoke", device="cpu", threads=1,
+                         executor="dask-local", out=str(tmp_path / "run"))  # fmt: skip
+    assert not session.plan(replace(options, workers=cpu_count())).notes
+    (note,) = session.plan(replace(options, workers=cpu_count() + 1)).notes
+    assert f"{cpu_count() + 1} workers x 1 threads exceed the {cpu_count()} cores" in note
+
+
+def test_ctrl_c_while_importing_exits_130_without_traceback(monkeypatch, capfd) -> None:
+    class Importing:
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "bench.run.session", Importing())
+    assert cli.main(["run", "sinusoid-5shot"]) == 130
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "before the run started; nothing was written" in err
+    assert err.strip().endswith("metabench run sinusoid-5shot")
+
+
+def test_ctrl_c_while_writing_the_report_keeps_the_earlier_one(
+    tmp_path, monkeypatch, capfd
+) -> None:
+    from bench.report import writer
+
+    out = tmp_path / "run"
+    assert cli.main(smoke(out, "0")) == 0
+    capfd.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    real = writer.write_report
+
+    def interrupted(run_dir, out_dir, *args):
+        (Path(out_dir) / "summary.csv").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "write_report", interrupted)
+    assert cli.main(["report", str(out)]) == 130
+    err = capfd.readouterr().err
+    assert "the report was left as it was" in err and f"metabench report {out}" in err
+    assert cli.main(smoke(out, "0,1")) == 130  # a run interrupted in its report
+    err = capfd.readouterr().err
+    assert "every cell is kept" in err and err.strip().endswith(f"metabench report {out}")
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after["index.html"] == before["index.html"]
+    assert after["summary.csv"] == before["summary.csv"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+    monkeypatch.setattr(writer, "write_report", real)
+    assert cli.main(["report", str(out)]) == 0
+    assert ",1,done," in (out / "cells.csv").read_text()  # seed 1, kept through Ctrl-C
