@@ -101,6 +101,8 @@ def publish_report(run_dir: Path, out: Path | None = None, energy_scope: str = "
     try:
         write_report(run_dir, staging, energy_scope)
         for f in sorted(staging.iterdir(), key=lambda p: p.name == "index.html"):
+            if f.is_dir() and (out / f.name).is_dir():  # os.replace cannot replace a folder
+                shutil.rmtree(out / f.name)
             os.replace(f, out / f.name)
     finally:
         with contextlib.suppress(OSError):
