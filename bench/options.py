@@ -45,6 +45,15 @@ def api_name(field: str) -> str:
     return f"{field}="
 
 
+def respelled(e: MetabenchError, name: Naming) -> MetabenchError:
+    """`e` with its leading flag (`--carbon-intensity: ...`, as code shared with the command
+    line spells it) spelled as the caller does (`carbon_intensity=: ...` in Python)."""
+    m = re.match(r"--([a-z][a-z-]*)", str(e))
+    if not m:
+        return e
+    return MetabenchError(name(m[1].replace("-", "_")) + str(e)[m.end() :])
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Everything `metabench run` (or `bench.api.run`) is asked to do; defaults as the CLI."""

@@ -116,7 +116,12 @@ def test_run_suites_checks_like_the_cli_and_writes_nothing(tmp_path) -> None:
         ({"seeds": "0,1"}, r"^seeds=: expected a list of integers"),
         ({"methods": {"maml"}}, r"^methods=: expected a method name or a list of them"),
         ({"methods": 3}, r"^methods=: expected a method name"),
-        ({"methods": "scratchh"}, r"found 'scratchh' \(did you mean 'scratch'"),  # one name
+        ({"country": "XYZ"}, r"^country=: expected an ISO 3166-1 alpha-3 code"),
+        ({"country": "USA", "region": "nowhere"}, r"^region=: expected a region"),
+        (
+            {"methods": "scratchh"},
+            r"^methods=: .*found 'scratchh' \(did you mean 'scratch'",
+        ),  # one name
     ]
     for settings, message in cases:
         with pytest.raises(MetabenchError, match=message):

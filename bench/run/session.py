@@ -26,7 +26,15 @@ from bench.data import data_root_origin, prepare_datasets, resolve_data_root
 from bench.devices import cpu_count, resolve_device
 from bench.energy.carbon import CarbonIntensity, resolve_intensity
 from bench.errors import MetabenchError
-from bench.options import Naming, RunOptions, check_out, check_run_options, cli_name
+from bench.options import (
+    Naming,
+    RunOptions,
+    check_out,
+    check_run_options,
+    cli_name,
+    respelled,
+)
+from bench.registry import did_you_mean
 from bench.run.executors import ERRORS_LOG, RunSummary
 from bench.run.folder import RunLock, lock_holder, publish_report
 from bench.run.grid import DEFAULT_THREADS, Cell, expand_grid
@@ -84,6 +92,7 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     check_run_options(o, name)
     suites = [load_suite(s, o.profile) for s in o.suites]
     check_distinct_suites(suites, name)
+    check_methods(suites, o.methods, name)
     run_dir = Path(o.out) if o.out else default_run_dir(suites, o.profile)
     check_run_dir(run_dir, name if o.out else (lambda f: f"{name(f)} (default {run_dir})"))
     overrides = {
@@ -99,7 +108,10 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     cells, notes = distinct_cells(cells)
     if note := contention_note(o, device, threads):
         notes.append(note)
-    carbon = resolve_intensity(o.country, o.region, o.carbon_intensity, o.pue)
+    try:  # bench.energy.carbon names the flags as the command line spells them
+        carbon = resolve_intensity(o.country, o.region, o.carbon_intensity, o.pue)
+    except MetabenchError as e:
+        raise respelled(e, name) from None
     needed: dict[str, list[str]] = {}
     for c in cells:
         needed.setdefault(c.suite.dataset, []).append(c.suite.name)
@@ -120,6 +132,18 @@ def check_distinct_suites(suites: list[Suite], name: Naming) -> None:
                 f"twice ({found}); list it once"
             )
         seen[s.name] = s.path
+
+
+def check_methods(suites: list[Suite], methods, name: Naming) -> None:
+    """Every requested method belongs to one of the suites (named as the caller spells it:
+    --methods or methods=)."""
+    known = list(dict.fromkeys(m.name for s in suites for m in s.methods))
+    for m in methods or ():
+        if m not in known:
+            raise MetabenchError(
+                f"{name('methods')}: expected methods of the chosen suites ({', '.join(known)}), "
+                f"found {m!r}{did_you_mean(m, known)}"
+            )
 
 
 def check_run_dir(run_dir: Path, name: Naming) -> None:
