@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.errors import MetabenchError
 from bench.options import RunOptions, api_name
 from bench.run.session import Outcome
 
@@ -60,16 +61,14 @@ class RunTables:
 def load_run(run_dir: str | Path) -> RunTables:
     """Load a run folder (one holding ledger.sqlite) into its tables. Nothing is written.
 
-    Raises MetabenchError when the folder holds no ledger.
+    Raises MetabenchError when the folder holds no ledger, or one that is not metabench's.
     """
-    from bench.errors import MetabenchError
     from bench.report import aggregate
     from bench.report.writer import load_tables
-    from bench.store import LEDGER_NAME
+    from bench.store import Ledger
 
     run_dir = Path(run_dir)
-    if not (run_dir / LEDGER_NAME).is_file():
-        raise MetabenchError(f"{run_dir}: expected a run folder holding {LEDGER_NAME}, found none")
+    Ledger(run_dir).require()
     t = load_tables(run_dir)
     finished = not t.done.empty
     return RunTables(
@@ -83,17 +82,43 @@ def load_run(run_dir: str | Path) -> RunTables:
     )
 
 
+def names(field: str, value: object, what: str, example: str) -> tuple:
+    """suites= / methods=: one name, or a list or tuple of names (checked by bench.options).
+    Raises MetabenchError naming the keyword for anything else (None, a number, a set)."""
+    if isinstance(value, (str, Path)):
+        return (str(value),)
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) if isinstance(v, Path) else v for v in value)
+    raise MetabenchError(
+        f"{field}=: expected a {what} or a list of them, found {value!r} "
+        f"(e.g. {field}={example!r} or {field}=[{example!r}])"
+    )
+
+
+def seed_list(value: object) -> tuple:
+    """seeds=: a list or tuple of integers (checked by bench.options). A bare integer is
+    refused: seeds=3 could mean seed 3 or three seeds."""
+    if isinstance(value, (list, tuple, range)):
+        return tuple(value)
+    raise MetabenchError(
+        f"seeds=: expected a list of integers >= 0, found {value!r} (one seed: seeds=[0]; "
+        "three: seeds=[0, 1, 2])"
+    )
+
+
 def run_suites(
     suites: str | Sequence[str],
     *,
-    methods: Sequence[str] | None = None,
+    methods: str | Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     verbose: bool = False,
     **settings,
 ) -> Outcome:
     """Run suites x methods x seeds, as `metabench run` does, and write the report.
 
-    suites: suite names (see `metabench list`) or .toml paths. settings: every other
+    suites: a suite name (see `metabench list`) or .toml path, or a list of them; methods:
+    a method name or a list of them (default: every suite's own); seeds: a list of integers
+    >= 0 (default: each suite's; a bare integer is refused). settings: every other
     `metabench run` flag as a keyword (profile="standard", device="auto", out=None,
     data_dir=None, download=True, precision, normalization, execution, threads, executor="local",
     scheduler, workers, wait_workers, country, region, carbon_intensity, pue=1.0,
@@ -107,7 +132,6 @@ def run_suites(
     """
     import dataclasses
 
-    from bench.errors import MetabenchError
     from bench.registry import did_you_mean
     from bench.run import session
 
@@ -119,9 +143,9 @@ def run_suites(
                 f"{', '.join(known)}"
             )
     options = RunOptions(
-        suites=(suites,) if isinstance(suites, str) else tuple(suites),
-        methods=None if methods is None else tuple(methods),
-        seeds=None if seeds is None else tuple(seeds),
+        suites=names("suites", suites, "suite name or .toml path", "sinusoid-5shot"),
+        methods=None if methods is None else names("methods", methods, "method name", "maml"),
+        seeds=None if seeds is None else seed_list(seeds),
         **settings,
     )
     with session.quiet_libraries(verbose):

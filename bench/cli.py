@@ -13,266 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import __version__
+from bench.cli_parser import UsageError, build_parser, run_options, usage_message
 from bench.errors import MetabenchError
-
-OUT_DEFAULT = (
-    "reports/<suite>-<profile> in the current folder (two suites: <suite>+<suite>-<profile>; "
-    "more: <n>suites-<hash>-<profile>)"
-)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors also exit 2, no traceback
-        raise MetabenchError(f"{message} (see `{self.prog} --help`)")
-
-
-def int_list(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; '' -> [] (refused later with the flag's name)."""
-    if not text.strip():
-        return []
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, found {text!r}"
-        ) from None
-
-
-def str_list(text: str) -> list[str]:
-    """'a, b' -> ['a', 'b']; '' -> []; 'a,,b' keeps the empty name (refused later)."""
-    return [v.strip() for v in text.split(",")] if text.strip() else []
-
-
-def add_energy_scope(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--energy-scope",
-        choices=["node", "gpu"],
-        default="node",
-        help="what the headline's energy sums: node = GPU + CPU + DRAM (default; MLPerf "
-        "Power measures the system), gpu = the accelerator only (as Zeus and the ML.ENERGY "
-        "leaderboard report)",
-    )
-
-
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="metabench", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"metabench {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--verbose",
-        action="store_true",
-        help="also show the log messages and warnings of the libraries metabench uses "
-        "(default: off)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    sub.add_parser("list", parents=[common], help="suites, methods, datasets and profiles")
-    add_run_parser(sub, common)
-    report = sub.add_parser(
-        "report", parents=[common], help="rebuild a run's report from its ledger"
-    )
-    report.add_argument("run_dir", type=Path, help="a run folder (one holding ledger.sqlite)")
-    report.add_argument(
-        "--out",
-        help="folder to write the report into: new, empty or an earlier report (default: RUN_DIR)",
-    )
-    add_energy_scope(report)
-    compare = sub.add_parser(
-        "compare",
-        parents=[common],
-        help="the same cells of two or more runs side by side, with ratios",
-    )
-    compare.add_argument(
-        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders"
-    )
-    compare.add_argument(
-        "--out",
-        help="write compare.csv, plots and compare.html into this folder: new, empty or an "
-        "earlier comparison (default: none, print the ratios only)",
-    )
-    index = sub.add_parser(
-        "index",
-        parents=[common],
-        help="write DIR/index.html listing the run folders under DIR",
-    )
-    index.add_argument("runs_dir", type=Path, metavar="DIR", help="a folder of run folders")
-    meters = sub.add_parser(
-        "meters", parents=[common], help="the energy meters a run here would use, live"
-    )
-    meters.add_argument(
-        "--device",
-        default="auto",
-        choices=["cpu", "cuda", "auto"],
-        help="the device of the run to meter (default: auto, cuda when torch sees a GPU)",
-    )
-    meters.add_argument(
-        "--seconds", type=float, default=3.0, help="live reading length, 0.1-3600 (default: 3)"
-    )
-    return parser
-
-
-def add_run_parser(sub, common: argparse.ArgumentParser) -> None:
-    run = sub.add_parser("run", parents=[common], help="run suites and write their report")
-    run.add_argument(
-        "suites",
-        nargs="+",
-        metavar="SUITE_OR_PATH",
-        help="suite names (see `metabench list`) or suite .toml files",
-    )
-    run.add_argument(
-        "--methods", type=str_list, help="comma-separated subset (default: every suite's own)"
-    )
-    run.add_argument(
-        "--seeds", type=int_list, help="comma-separated seeds >= 0 (default: each suite's)"
-    )
-    run.add_argument(
-        "--profile",
-        default="standard",
-        choices=["smoke", "standard", "paper"],
-        help="budgets: smoke (seconds per suite), standard (default; what `make bench` runs), "
-        "paper (the published settings, for GPUs)",
-    )
-    run.add_argument(
-        "--device",
-        default="auto",
-        choices=["cpu", "cuda", "auto"],
-        help="default: auto (cuda when torch sees a GPU); with --executor dask say cpu or "
-        "cuda: the workers check it",
-    )
-    run.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        help="override the suites' precision (default: each suite's; bf16 autocast is fast on "
-        "GPUs and on CPUs with AMX or AVX512-BF16, slow elsewhere)",
-    )
-    run.add_argument(
-        "--normalization",
-        choices=["support", "transductive"],
-        help="override the suites' BatchNorm statistics rule (default: each suite's; support "
-        "in the smoke and standard profiles, transductive in paper): support = the task's "
-        "support set, so each query is predicted independently; transductive = the query "
-        "batch, as in the MAML paper",
-    )
-    run.add_argument(
-        "--execution",
-        choices=["auto", "loop", "batched", "graph"],
-        help="override the suites' execution mode (default: each suite's): loop (one task per "
-        "call), batched (a meta batch or deploy chunk per call), graph (batched, replayed "
-        "from a CUDA graph; CUDA only), auto (the faster of loop and batched measured for "
-        "the device and method)",
-    )
-    run.add_argument(
-        "--threads",
-        type=int,
-        help="torch intra-op threads per cell, on every executor (default: min(4, cores)); "
-        "CPU scores are reproducible only at equal thread counts",
-    )
-    run.add_argument(
-        "--data-dir",
-        help="data root holding omniglot/, banking77/, clinc150/ (default: $METABENCH_DATA, "
-        "else ~/.cache/metabench/data)",
-    )
-    run.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_false",
-        help="never download a missing dataset; stop with a message instead (default: "
-        "download from the official source and verify its checksum)",
-    )
-    run.add_argument("--out", help=f"results folder (default: {OUT_DEFAULT})")
-    run.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress bars; the opening line and one line per cell stay (default: bars)",
-    )
-    run.add_argument(
-        "--executor",
-        default="local",
-        choices=["local", "dask", "dask-local"],
-        help="local: cells in this process (default); dask: an existing Dask cluster "
-        "(--scheduler); dask-local: a one-node Dask cluster (--workers)",
-    )
-    run.add_argument(
-        "--scheduler", help="Dask scheduler address for --executor dask (default: none)"
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        help="workers for --executor dask-local (default: one per GPU with --device cuda, "
-        "else cores // --threads)",
-    )
-    run.add_argument(
-        "--wait-workers",
-        type=int,
-        metavar="N",
-        help="with --executor dask, wait until N workers joined before starting (default: 1)",
-    )
-    run.add_argument(
-        "--country",
-        help="ISO 3166-1 alpha-3 code for the carbon intensity (default: codecarbon's "
-        "config, else the world average)",
-    )
-    run.add_argument(
-        "--region",
-        help="region within --country where codecarbon has data, e.g. a US state "
-        "(default: none, the country's figure)",
-    )
-    run.add_argument(
-        "--carbon-intensity",
-        type=float,
-        metavar="G_PER_KWH",
-        help="explicit carbon intensity in gCO2e/kWh, 0-2000 (default: from --country)",
-    )
-    run.add_argument(
-        "--pue",
-        type=float,
-        default=1.0,
-        help="power usage effectiveness of the site, 1-5 (default: 1.0)",
-    )
-    run.add_argument(
-        "--sample-hz",
-        type=float,
-        default=20.0,
-        help="power sampler rate in Hz, 0.1-1000 (default: 20)",
-    )
-    add_energy_scope(run)
-
-
-# RunOptions fields set from flags of the same name (suites, methods, seeds are converted).
-RUN_FLAGS = (
-    "profile",
-    "device",
-    "precision",
-    "normalization",
-    "execution",
-    "threads",
-    "data_dir",
-    "download",
-    "out",
-    "executor",
-    "scheduler",
-    "workers",
-    "wait_workers",
-    "country",
-    "region",
-    "carbon_intensity",
-    "pue",
-    "sample_hz",
-    "progress",
-    "energy_scope",
-)
-
-
-def run_options(args: argparse.Namespace):
-    from bench.options import RunOptions
-
-    return RunOptions(
-        suites=tuple(args.suites),
-        methods=None if args.methods is None else tuple(args.methods),
-        seeds=None if args.seeds is None else tuple(args.seeds),
-        **{k: getattr(args, k) for k in RUN_FLAGS},
-    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -386,32 +128,61 @@ def format_live(m) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.options import REPORT_MARKERS, check_out
-    from bench.report.writer import write_report
+    from bench.run.folder import publish_report
+    from bench.store import Ledger
 
+    Ledger(args.run_dir).require()
     if args.out is not None:
-        check_out(args.out, lambda f: f"--{f}", markers=REPORT_MARKERS)
-    out = args.out and Path(args.out)
-    print(f"report: {write_report(args.run_dir, out, args.energy_scope)}")
+        check_report_out(args.run_dir, args.out)
+    print(f"report: {publish_report(args.run_dir, args.out, args.energy_scope)}")
     return 0
+
+
+def check_report_out(run_dir: Path, out: Path) -> None:
+    """--out of `report`: the run folder itself, or a folder that is not another run's (its
+    summary.csv would no longer match its own ledger), new, empty or an earlier report."""
+    from bench.options import check_out
+    from bench.store import LEDGER_NAME
+
+    if out.resolve() == run_dir.resolve():
+        return
+    if (out / LEDGER_NAME).exists():
+        raise MetabenchError(
+            f"--out {out}: expected a folder for the report of {run_dir}, found the folder of "
+            f"another run (it holds its own {LEDGER_NAME}, which its report must match); "
+            "choose another folder"
+        )
+    check_out(out, lambda f: f"--{f}", markers=("summary.csv",))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.options import COMPARE_MARKERS, check_out
     from bench.report.compare import compare
+    from bench.store import Ledger
 
+    seen: dict[Path, Path] = {}
+    for run_dir in args.run_dirs:
+        if (same := seen.get(run_dir.resolve())) is not None:
+            raise MetabenchError(
+                f"RUN_DIR: expected distinct run folders, found {str(run_dir)!r} and "
+                f"{str(same)!r}, one folder twice (a run compared with itself is x1.0)"
+            )
+        seen[run_dir.resolve()] = run_dir
+        Ledger(run_dir).check()
     if args.out is not None:
         check_out(args.out, lambda f: f"--{f}", markers=COMPARE_MARKERS)
-    out = args.out and Path(args.out)
-    print(compare(args.run_dirs, out))
-    if out:
-        print(f"compare: {out / 'compare.html'}")
+    print(compare(args.run_dirs, args.out))
+    if args.out:
+        print(f"compare: {args.out / 'compare.html'}")
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from bench.options import check_writable
     from bench.report.index import write_runs_index
 
+    if args.runs_dir.is_dir():
+        check_writable(args.runs_dir, lambda f: f, "DIR")
     print(f"index: {write_runs_index(args.runs_dir)}")
     return 0
 
@@ -427,11 +198,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run.session import quiet_libraries
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
+        from bench.run.session import quiet_libraries  # slow (torch): Ctrl-C is caught
+
+        parser = build_parser()
         if not argv:  # no command: the usage, as an error
             parser.print_help(sys.stderr)
             return 2
@@ -442,26 +213,47 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv
         with quiet_libraries(args.verbose):
             return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"metabench: error: {usage_message(e, argv)}", file=sys.stderr)
+        return 2
     except MetabenchError as e:
         print(f"metabench: error: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt as e:
-        print(interrupted_message(argv, getattr(e, "run_dir", None)), file=sys.stderr)
+        print(interrupted_message(argv, e), file=sys.stderr)
         return 130
 
 
-def interrupted_message(argv: list[str], run_dir: Path | None) -> str:
-    """Where the finished cells are and the exact command that resumes the run."""
-    if run_dir is None:
-        return "metabench: interrupted"
-    resume = ["metabench", *argv]
-    if not any(a == "--out" or a.startswith("--out=") for a in argv):
-        resume += ["--out", str(Path(run_dir).resolve())]
+def interrupted_message(argv: list[str], e: BaseException | None = None) -> str:
+    """What Ctrl-C left (where the finished cells are, whether a report is whole) and the
+    exact command that resumes or repeats the work, to run from the current folder."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    run_dir, stage = getattr(e, "run_dir", None), getattr(e, "stage", "start")
+    again = ["metabench", *argv]
+    if command == "run" and run_dir is not None and stage != "start":
+        if not any(a == "--out" or a.startswith("--out=") for a in argv):
+            again += ["--out", str(Path(run_dir).resolve())]
+        if stage == "report":
+            return (
+                f"metabench: interrupted while writing the report; every cell is kept in "
+                f"{run_dir} and its earlier report, if any, was left as it was. Write the "
+                f"report with (from {os.getcwd()}): "
+                f"{shlex.join(['metabench', 'report', str(run_dir)])}"
+            )
+        return (
+            f"metabench: interrupted; the cells finished so far are kept in {run_dir}. Resume "
+            f"with (from {os.getcwd()}): {shlex.join(again)}"
+        )
+    left = {
+        "run": "before the run started; nothing was written",
+        "report": "; the report was left as it was (it is moved into place only when whole)",
+    }.get(command, "before it finished")
+    sep = "" if left.startswith(";") else " "
     return (
-        f"metabench: interrupted; the cells finished so far are kept in {run_dir}. Resume "
-        f"with (from {os.getcwd()}): {shlex.join(resume)}"
+        f"metabench: interrupted{sep}{left}. Run it again with (from {os.getcwd()}): "
+        f"{shlex.join(again)}"
     )
 
 

@@ -9,20 +9,21 @@ Python), what was expected and what was found.
 from __future__ import annotations
 
 import math
+import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.devices import DEVICES, cpu_count
 from bench.errors import MetabenchError
-from bench.store import LEDGER_NAME
-from bench.suite import EXECUTIONS, NORMALIZATIONS, PRECISIONS, PROFILES
+from bench.store import LEDGER_NAME, LOCK_NAME
+from bench.suite import EXECUTIONS, MAX_SEED, NORMALIZATIONS, PRECISIONS, PROFILES
 
 Naming = Callable[[str], str]  # field name -> how the caller spells the setting
 
 EXECUTORS = ("local", "dask", "dask-local")
-MAX_SEED = 2**63 - 1  # the ledger stores seeds as SQLite's signed 64-bit integers
 MAX_WORKERS = 4096
 # Physically meaningful ranges of the CO2 and metering settings.
 PUE_RANGE = (1.0, 5.0)  # power usage effectiveness: 1.0 (ideal) .. 5.0 (worse than any site)
@@ -42,6 +43,15 @@ def cli_name(field: str) -> str:
 
 def api_name(field: str) -> str:
     return f"{field}="
+
+
+def respelled(e: MetabenchError, name: Naming) -> MetabenchError:
+    """`e` with its leading flag (`--carbon-intensity: ...`, as code shared with the command
+    line spells it) spelled as the caller does (`carbon_intensity=: ...` in Python)."""
+    m = re.match(r"--([a-z][a-z-]*)", str(e))
+    if not m:
+        return e
+    return MetabenchError(name(m[1].replace("-", "_")) + str(e)[m.end() :])
 
 
 @dataclass(frozen=True)
@@ -224,21 +234,46 @@ def check_out(
     value: object, name: Naming, field: str = "out", markers: tuple[str, ...] = RUN_MARKERS
 ) -> None:
     """A folder metabench may write into: new, empty, or its own (holding one of `markers`),
-    so that no file of the user's is overwritten."""
+    so that no file of the user's is overwritten; and one it can create and write (the
+    nearest existing folder on its path is probed with a folder made and removed at once)."""
     if not isinstance(value, (str, Path)) or not str(value):
         raise MetabenchError(f"{name(field)}: expected a folder path, found {value!r}")
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise MetabenchError(f"{name(field)}: expected a folder, found the file {str(path)!r}")
     ours = any((path / m).is_file() for m in markers)
-    if path.is_dir() and not ours and any(path.iterdir()):
+    # a lock alone: a run starting there (bench.run.folder says whether it still runs)
+    if path.is_dir() and not ours and any(p.name != LOCK_NAME for p in path.iterdir()):
         raise MetabenchError(
             f"{name(field)}: expected a new or empty folder, or one metabench wrote (holding "
             f"{' or '.join(markers)}), found {str(path)!r} holding other files; choose another "
             "folder so that nothing of yours is overwritten"
         )
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
+    check_writable(path, name, field)
+
+
+def check_writable(path: Path, name: Naming, field: str) -> None:
+    """`path` (existing or not) is a folder this process can create and write into."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
         raise MetabenchError(
             f"{name(field)}: expected a folder path, found the file {str(existing)!r} in it"
         )
+    if why := cannot_write(existing):
+        where = "" if existing == path else f" (it would be created in {str(existing)!r})"
+        raise MetabenchError(
+            f"{name(field)}: expected a folder metabench can write, found {str(path)!r} "
+            f"not writable{where}: making a folder there failed ({why})"
+        )
+
+
+def cannot_write(folder: Path) -> str | None:
+    """None when a folder can be made inside `folder`, else the system's reason. Permission
+    bits do not tell (root ignores them; /proc refuses anyway): the probe folder is created
+    and removed at once."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".metabench-probe-", dir=folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.rmdir(probe)
+    return None

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.errors import MetabenchError
 from bench.run.harness import CellResult
 from bench.run.placement import Placement
 
 LEDGER_NAME = "ledger.sqlite"
+LOCK_NAME = ".metabench.lock"  # held by the run writing the folder (bench.run.folder)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -137,13 +139,57 @@ class Ledger:
         self.path = self.run_dir / LEDGER_NAME
 
     def connect(self) -> sqlite3.Connection:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.executescript(SCHEMA)
-        migrate(con)
+        """The ledger, created with its tables if new. Raises MetabenchError naming the file
+        when it cannot be created or opened, or is not a metabench ledger."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=60)
+        except (OSError, sqlite3.Error) as e:
+            raise self._error(e) from None
+        try:
+            check_schema(con, self.path)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(SCHEMA)
+            migrate(con)
+        except (MetabenchError, sqlite3.Error) as e:
+            con.close()
+            raise e if isinstance(e, MetabenchError) else self._error(e) from None
         return con
+
+    def require(self) -> None:
+        """The folder holds a metabench ledger (read only). Raises MetabenchError naming the
+        folder when it holds none, or the file when it is not a metabench ledger."""
+        if not self.path.is_file():
+            raise MetabenchError(
+                f"{self.run_dir}: expected a run folder holding {LEDGER_NAME}, found none "
+                "(run `metabench run` first)"
+            )
+        self.check()
+
+    def check(self) -> None:
+        """An existing ledger file is a metabench ledger (read only; before a run writes
+        anything). Raises MetabenchError naming the file."""
+        if not self.path.is_file():
+            return
+        try:
+            con = sqlite3.connect(self.path, timeout=60)  # reading writes nothing
+        except sqlite3.Error as e:
+            raise self._error(e) from None
+        try:
+            check_schema(con, self.path)
+        except sqlite3.Error as e:
+            raise self._error(e) from None
+        finally:
+            con.close()
+
+    def _error(self, e: BaseException) -> MetabenchError:
+        if type(e) in (sqlite3.DatabaseError, sqlite3.NotSupportedError):  # not SQLite
+            return MetabenchError(
+                f"{self.path}: expected a metabench ledger (SQLite), found a file that is not "
+                f"one ({e}); move it away, or choose another folder"
+            )
+        return MetabenchError(f"{self.path}: could not open the ledger ({e})")
 
     def start_run(self, command: str, environment: dict) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -302,6 +348,21 @@ def idle_rows(run_id: str, idle: list) -> list[tuple]:
         (run_id, i.component, i.watts, i.source, i.seconds, getattr(i, "watts_std", None))
         for i in idle
     ]
+
+
+def check_schema(con: sqlite3.Connection, path: Path) -> None:
+    """An empty database (a new ledger) or one with metabench's runs and cells tables;
+    sqlite3.DatabaseError when the file is not SQLite at all."""
+    tables = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return
+    cells = {row[1] for row in con.execute("PRAGMA table_info(cells)")}
+    if not {"runs", "cells"} <= tables or not {"cell_key", "status"} <= cells:
+        raise MetabenchError(
+            f"{path}: expected a metabench ledger (tables runs and cells), found an SQLite "
+            f"database with the tables {', '.join(sorted(tables))}; move it away, or choose "
+            "another folder"
+        )
 
 
 def migrate(con: sqlite3.Connection) -> None:

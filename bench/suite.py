@@ -30,6 +30,7 @@ from bench.methods import METHODS, Params
 from bench.registry import did_you_mean
 
 PROFILES = ("smoke", "standard", "paper")
+MAX_SEED = 2**63 - 1  # the ledger stores seeds as SQLite's signed 64-bit integers
 TASK_KINDS = ("classification", "regression")
 
 
@@ -165,7 +166,8 @@ def resolve_suite_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise MetabenchError(f"{path}: expected a suite TOML file, found no such file")
+            found = "a directory" if path.is_dir() else "no such file"
+            raise MetabenchError(f"{path}: expected a suite TOML file, found {found}")
         return path
     suites = available_suites()
     if name_or_path not in suites:
@@ -245,9 +247,15 @@ def check_protocol(where: str, data: dict, dataset: Any) -> None:
         )
     seeds = data["seeds"]
     if not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds
     ):
-        raise input_error(where, "seeds", "a non-empty list of non-negative integers", seeds)
+        expected = f"a non-empty list of integers in 0..{MAX_SEED} (the ledger's range)"
+        raise input_error(where, "seeds", expected, seeds)
+    twice = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if twice is not None:
+        raise input_error(
+            where, "seeds", f"distinct seeds (each cell runs once), {twice} listed twice", seeds
+        )
     for part in ("test", "val"):
         n_classes = dataset.n_classes(data["split"], part)
         if data["n_way"] > n_classes:

@@ -112,10 +112,36 @@ def test_run_suites_checks_like_the_cli_and_writes_nothing(tmp_path) -> None:
         ({"executor": "dask"}, r"^executor= dask: expected scheduler="),
         ({"sample_hz": float("nan")}, r"^sample_hz=: expected a number"),
         ({"profiel": "smoke"}, r"^profiel=: unknown setting \(did you mean 'profile'"),
+        ({"seeds": 0}, r"^seeds=: expected a list of integers >= 0, found 0 \(one seed: "),
+        ({"seeds": "0,1"}, r"^seeds=: expected a list of integers"),
+        ({"methods": {"maml"}}, r"^methods=: expected a method name or a list of them"),
+        ({"methods": 3}, r"^methods=: expected a method name"),
+        ({"country": "XYZ"}, r"^country=: expected an ISO 3166-1 alpha-3 code"),
+        ({"country": "USA", "region": "nowhere"}, r"^region=: expected a region"),
+        (
+            {"methods": "scratchh"},
+            r"^methods=: .*found 'scratchh' \(did you mean 'scratch'",
+        ),  # one name
     ]
     for settings, message in cases:
         with pytest.raises(MetabenchError, match=message):
             bench.run_suites("sinusoid-5shot", out=str(out), **{"profile": "smoke", **settings})
+    for suites in (None, 3, {"sinusoid-5shot"}):
+        with pytest.raises(MetabenchError, match=r"^suites=: expected a suite name or \.toml"):
+            bench.run_suites(suites, out=str(out), profile="smoke")
     assert not out.exists()
     with pytest.raises(MetabenchError, match="expected a run folder"):
         bench.load_run(tmp_path)
+    (tmp_path / "ledger.sqlite").write_text("garbage")
+    with pytest.raises(MetabenchError, match=r"ledger\.sqlite: expected a metabench ledger"):
+        bench.load_run(tmp_path)
+
+
+def test_one_name_is_accepted_for_suites_and_methods(monkeypatch, tmp_path) -> None:
+    from bench.run import session
+
+    planned = []
+    monkeypatch.setattr(session, "execute", lambda plan, command: planned.append(plan))
+    bench.run_suites("sinusoid-5shot", methods="scratch", seeds=[0], profile="smoke",
+                     out=str(tmp_path / "o"))  # fmt: skip
+    assert [c.label for c in planned[0].cells] == ["sinusoid-5shot/scratch/seed0"]

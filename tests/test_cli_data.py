@@ -61,6 +61,8 @@ def test_no_download_never_touches_the_network(tmp_path, opener, capfd) -> None:
     assert cli.main(argv) == 2
     err = capfd.readouterr().err
     assert "dataset 'banking77'" in err and "--no-download" in err
+    assert "dataset 'omniglot'" in err  # every missing dataset, in the one paragraph
+    assert err.count("\n") == 1
     assert opener.urls == [] and list(root.iterdir()) == []
 
 
@@ -91,3 +93,26 @@ def test_fetch_keeps_a_verified_file_and_removes_what_a_failure_created(
     assert list(tmp_path.iterdir()) == []  # neither root/ nor root/set/ stays
     assert download.fetch_verified(*args, good, "file.csv", "fix it") == target
     assert target.read_bytes() == payload and len(list(target.parent.iterdir())) == 1
+
+
+@pytest.mark.parametrize("manifest", [False, True])
+def test_corrupt_omniglot_npz_is_named_before_any_cell(
+    tmp_path, data_root, opener, capfd, manifest
+) -> None:
+    """Without a MANIFEST.sha256 the npz is opened (its zip CRCs), with one it is hashed."""
+    folder = tmp_path / "data" / "omniglot"
+    folder.mkdir(parents=True)
+    for name in ("images_background.npz", "images_evaluation.npz", "MANIFEST.sha256"):
+        if name.endswith(".npz") or manifest:
+            shutil.copyfile(data_root / "omniglot" / name, folder / name)
+    bad = folder / "images_evaluation.npz"
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 64] = b"x" * 64  # inside the packed images
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    argv = ["run", "omniglot-5w1s", "--profile", "smoke", "--data-dir", str(folder.parent)]
+    assert cli.main([*argv, "--out", str(out), "--methods", "protonet"]) == 2
+    err = capfd.readouterr().err
+    assert str(bad) in err and err.count("\n") == 1 and "Traceback" not in err
+    assert ("SHA256" if manifest else "damaged") in err
+    assert not out.exists() and opener.urls == []

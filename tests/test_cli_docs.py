@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_flags import all_actions
 
-from bench import cli
+from bench import cli, cli_parser
 from bench.errors import MetabenchError
 from bench.options import check_run_options
 
@@ -56,7 +56,7 @@ def test_readme_names_every_run_flag_and_the_out_default() -> None:
                 if flag not in ("-h", "--help"):
                     assert f"`{flag}" in section or f", `{flag}`" in section, flag
     out_row = next(line for line in section.splitlines() if line.startswith("| `--out"))
-    assert cli.OUT_DEFAULT in out_row.replace("`", "")
+    assert cli_parser.OUT_DEFAULT in out_row.replace("`", "")
 
 
 def test_docs_stand_alone() -> None:

@@ -207,7 +207,8 @@ def test_worker_meter_is_built_once_per_run_with_its_idle_window() -> None:
 
 
 def test_old_ledger_gets_the_new_columns(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "ledger.sqlite") as con:
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as con:  # every ledger had these two
+        con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY)")
         con.execute("CREATE TABLE cells (cell_key TEXT PRIMARY KEY, status TEXT)")
         con.execute("INSERT INTO cells VALUES ('k', 'done')")
     con = Ledger(tmp_path).connect()

@@ -189,3 +189,22 @@ def test_precision_defaults_to_fp32_and_is_set_per_profile(tmp_path):
 def test_unknown_precision(tmp_path):
     text = BASE.replace("[profiles.smoke]", '[profiles.smoke]\nprecision = "fp16"')
     expect_error(tmp_path, text, "'profiles.smoke.precision'", "bf16", "'fp16'")
+
+
+def test_duplicate_seeds_are_refused_naming_the_file_and_key(tmp_path):
+    expect_error(
+        tmp_path, BASE.replace("seeds = [0]", "seeds = [0, 1, 0]"), "'seeds'", "0 listed twice"
+    )
+
+
+def test_seeds_beyond_the_ledgers_range_are_refused(tmp_path):
+    huge = BASE.replace("seeds = [0]", "seeds = [0, 99999999999999999999]")
+    expect_error(tmp_path, huge, "'seeds'", "0..9223372036854775807")
+    assert load_suite(write(tmp_path, BASE.replace("seeds = [0]", f"seeds = [{2**63 - 1}]")))
+
+
+def test_a_directory_given_as_a_suite_says_so(tmp_path):
+    with pytest.raises(
+        MetabenchError, match=f"^{tmp_path}: expected a suite TOML file, found a directory"
+    ):
+        load_suite(tmp_path, "smoke")

@@ -62,6 +62,8 @@ def test_wheel_ships_suites_split_lists_and_templates(wheel: Path) -> None:
     splits = {f"bench/data/splits/omniglot_vinyals/{p}.txt" for p in ("train", "val", "test")}
     assert splits <= names
     assert "bench/report/templates/report.html.j2" in names
+    (license,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert "MIT License" in zipfile.ZipFile(wheel).read(license).decode()
 
 
 def test_installed_wheel_lists_suites_and_runs_outside_the_checkout(wheel, tmp_path) -> None:

@@ -61,11 +61,12 @@ def prepare_datasets(
 ) -> None:
     """Find, verify and (if `download`) fetch every dataset a run needs, before any cell.
 
-    needed: dataset name -> the suites that use it. Raises MetabenchError naming the
-    dataset, its suites, the folder searched (and where the root came from) and the fix.
-    A failed download leaves no file or folder behind.
+    needed: dataset name -> the suites that use it. Raises one MetabenchError naming every
+    dataset that failed, with its suites, the folder searched (and where the root came
+    from) and the fix. A failed download leaves no file or folder behind.
     """
     fetch = fetch_verified if download else refuse_download
+    problems = []
     for name in sorted(needed):
         prepare = getattr(DATASETS.get(name), "prepare", None)
         if prepare is None:  # generated on the fly (sinusoid, dynamics): nothing to find
@@ -75,7 +76,9 @@ def prepare_datasets(
         except MetabenchError as e:
             suites = ", ".join(sorted(set(needed[name])))
             source = f"; data root {root} from {origin}" if origin else ""
-            raise MetabenchError(f"dataset {name!r} (for {suites}{source}): {e}") from None
+            problems.append(f"dataset {name!r} (for {suites}{source}): {e}")
+    if problems:
+        raise MetabenchError(" | ".join(problems))
 
 
 def _register_builtin() -> None:

@@ -15,6 +15,7 @@ import io
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from bench.data.download import Fetch, fetch_verified, file_digest, read_manifes
 from bench.errors import MetabenchError
 
 PARTS_FILES = ("images_background", "images_evaluation")
+NPZ_KEYS = ("images_packed", "image_shape", "alphabet_names", "char_alphabet", "char_names")
 # Published MD5 sums of the official archives (the ones torchvision checks).
 ARCHIVE_MD5 = {
     "images_background": "68d2efa1b9178cc56df9314c21c6e718",
@@ -91,6 +93,25 @@ def read_npz(path: Path) -> RawOmniglot:
         small[start : start + len(bits)] = resize_ink(bits)
     names = [f"{alphabets[a]}/{c}" for a, c in zip(char_alpha, char_names)]
     return RawOmniglot(small, names, len(names))
+
+
+def check_npz(path: Path) -> None:
+    """A packed npz that reads back: every member's CRC and the arrays read_npz needs
+    (a zip test of the few-MB file, no decoding of the images). Raises MetabenchError."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            damaged = zf.testzip()  # the first member whose CRC fails, or None
+            members = set(zf.namelist())
+        damaged = damaged and f"its member {damaged} damaged"
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:
+        damaged, members = f"an unreadable file ({e})", set()
+    missing = [f"{k}.npy" for k in NPZ_KEYS if f"{k}.npy" not in members]
+    found = damaged if damaged else f"no {', '.join(missing)} in it" if missing else None
+    if found:
+        raise MetabenchError(
+            f"{path}: expected an Omniglot packed npz, found {found} (corrupt or partial; "
+            f"delete it to download the official archive, or {HOW_TO_POINT})"
+        )
 
 
 def read_zip(path: Path, expected_md5: str | None) -> RawOmniglot:
@@ -271,3 +292,5 @@ class Omniglot:
                     f"{path}: expected {algorithm.upper()} {expected}, found {found} (corrupt "
                     f"or partial; delete it to download the official archive, or {HOW_TO_POINT})"
                 )
+            if not expected:  # an npz no manifest vouches for: open it (a few MB)
+                check_npz(path)

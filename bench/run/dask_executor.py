@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import socket
 import sys
 import time
 import traceback
@@ -145,7 +146,6 @@ class DaskExecutor:
         done = ledger.done_keys()
         todo = [c for c in cells if c.key not in done]
         summary = RunSummary(skipped=len(cells) - len(todo))
-        require_gpu_workers(self.client, todo)
         hosts = WorkerHosts(self.client)
         progress = self.progress
         if not isinstance(progress, Progress):
@@ -248,9 +248,10 @@ class WorkerHosts:
         return host is not None and self.count[host] == 1
 
 
-def require_gpu_workers(client, cells: list[Cell]) -> None:
-    """CUDA cells would wait forever on a cluster without GPU=1 workers: fail fast."""
-    if not any(c.device.startswith("cuda") for c in cells):
+def require_gpu_workers(client, device: str) -> None:
+    """CUDA cells would wait forever on a cluster without GPU=1 workers: fail fast (called
+    once the workers have joined, before the run folder is created)."""
+    if not device.startswith("cuda"):
         return
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     if not any(w.get("resources", {}).get(GPU_RESOURCE, 0) >= 1 for w in workers):
@@ -330,14 +331,21 @@ def start_local_cluster(n_workers: int | None, device: str, threads: int, retrie
     )
 
 
+CONNECT_TIMEOUT_S = 30  # reaching the scheduler's host and port
+HANDSHAKE_TIMEOUT_S = 10  # a scheduler answers in milliseconds once connected
+
+
 @contextlib.contextmanager
 def connect(address: str, wait_workers: int, progress: bool = True) -> Iterator:
     """A client of the scheduler at `address`, once `wait_workers` workers have joined
-    (a batch system may start them long after the scheduler; Ctrl-C stops the wait)."""
+    (a batch system may start them long after the scheduler; Ctrl-C stops the wait).
+    Raises MetabenchError within CONNECT_TIMEOUT_S + HANDSHAKE_TIMEOUT_S when nothing
+    listens there or what listens is not a Dask scheduler (e.g. its HTTP dashboard)."""
     from distributed import Client
 
+    check_scheduler(address)
     try:
-        client = Client(address, timeout="30s")
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
     except OSError as e:
         raise MetabenchError(f"--scheduler: could not connect to {address!r}: {e}") from None
     with client:
@@ -351,3 +359,52 @@ def connect(address: str, wait_workers: int, progress: bool = True) -> Iterator:
             )
             client.wait_for_workers(wait_workers)
         yield client
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler answers at `address`: its port accepts a connection and it replies
+    to an `identity` request, each within its timeout. Anything else is a MetabenchError:
+    distributed's own Client waits forever on a port that accepts and never answers."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect as dask_connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme == "tcp":  # refused or unreachable: say so at once, not after the timeout
+        host, port = parse_host_port(location, 8786)
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as e:
+            raise MetabenchError(
+                f"--scheduler: could not connect to {address!r}: nothing accepts connections "
+                f"at {host}:{port} ({e.strerror or e}); is the scheduler running there?"
+            ) from None
+
+    async def identity() -> dict:
+        comm = await dask_connect(address, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await comm.write({"op": "identity"})
+            return await asyncio.wait_for(comm.read(), HANDSHAKE_TIMEOUT_S)
+        finally:
+            comm.abort()
+
+    def ask() -> dict:  # its own thread and loop: a notebook's loop may be running here
+        return asyncio.run(asyncio.wait_for(identity(), CONNECT_TIMEOUT_S + HANDSHAKE_TIMEOUT_S))
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(ask).result()
+    except Exception as e:  # a timeout, a refused handshake, a reply that is not Dask's
+        why = "no answer in time" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
+        raise MetabenchError(
+            f"--scheduler: expected a Dask scheduler at {address!r}, found something that "
+            f"does not answer as one ({why}); is that the dashboard's port? The scheduler "
+            "listens on 8786 by default"
+        ) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise MetabenchError(
+            f"--scheduler: expected a Dask scheduler at {address!r}, found a "
+            f"{reply.get('type', 'server') if isinstance(reply, dict) else 'server'}"
+        )

@@ -135,7 +135,8 @@ def open_executor(
 ) -> Iterator:
     """The executor for `--executor KIND` (local | dask | dask-local; the flags are checked
     by bench.options); a Dask client (and a one-node cluster for dask-local) lives as long
-    as the context."""
+    as the context. Entering it connects and checks the cluster (scheduler, GPU workers for
+    a CUDA device): a MetabenchError then comes before the run folder exists."""
     if kind == "local":
         yield LocalExecutor(meter_factory, data_root, progress=progress)
         return
@@ -145,6 +146,7 @@ def open_executor(
 
     if kind == "dask":
         with dx.connect(scheduler, wait_workers or 1, progress) as client:
+            dx.require_gpu_workers(client, device)
             yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)
         return
     if kind != "dask-local":

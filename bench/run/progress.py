@@ -2,18 +2,27 @@
 failed cell, live bars (unless --no-progress) and an ETA in seconds.
 
 The ETA adds, over the cells left, each cell's predicted seconds: its meta-training steps
-at the seconds per step, and its test episodes at the seconds per episode, that finished
-cells of the same suite and method took (the running cell's own live rates count too).
-A cell whose suite and method has not been timed yet is not guessed: the ETA then says
-"at least" and how many cells it leaves out. Steps and episodes are never added up as one
-unit of work, as their costs differ by orders of magnitude.
+at a seconds-per-step rate and its test episodes at a seconds-per-episode rate. Steps and
+episodes are never added up as one unit of work: their costs differ by orders of magnitude.
+A rate comes from the closest comparable cells timed so far (finished, or the running
+cell's own measured phases), in this order:
+
+1. the same suite and method: the estimate is exact (as good as past timings are);
+2. the same method on the same dataset (another episode shape), then the same method on
+   any dataset, then any method on the same dataset, then any cell at all: the rates are
+   scaled by the samples per episode (n_way x (k_shot + n_query)) and the ETA is marked
+   approximate ("~").
+
+The running cell uses its own rates as soon as its phase has measured any (steps while it
+meta-trains, episodes while it deploys: their count is known), else the prior above. Only
+before anything at all has been timed is the ETA "unknown" (the first seconds of a run).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -29,15 +38,30 @@ def cell_steps(cell: Cell) -> int:
     return cell.suite.method(cell.method).params.meta_steps
 
 
-def timing_key(cell: Cell) -> tuple[str, str]:
-    return (cell.suite.name, cell.method)
+def samples(cell: Cell) -> int:
+    """Samples per episode: what a step's or an episode's cost scales with, to first order."""
+    s = cell.suite
+    return s.n_way * (s.k_shot + s.n_query)
+
+
+def comparable(cell: Cell) -> list[tuple]:
+    """Keys of the cells whose rates `cell` may borrow, closest first (level 0: exact)."""
+    s = cell.suite
+    return [
+        ("suite", s.name, cell.method),
+        ("dataset", s.dataset, cell.method),
+        ("method", cell.method),
+        ("dataset", s.dataset),
+        ("any",),
+    ]
 
 
 @dataclass
 class Timing:
-    """Wall seconds a finished cell took: up to the end of its last meta-training or
-    validation window (building, data, meta-training), and from there to its end
-    (deploying its test episodes, episode materialisation included)."""
+    """Wall seconds of a cell: up to the end of its last meta-training or validation
+    window (building, data, meta-training) for `steps` steps, and from there on (deploying
+    its test episodes, episode materialisation included) for `episodes` episodes. A running
+    cell's timing covers the steps and episodes measured so far."""
 
     steps: int
     meta_s: float
@@ -66,77 +90,141 @@ class Live:
     episodes: int = 0
     deploy_started_s: float | None = None
 
+    def timing(self, now: float) -> Timing:
+        """What this cell has measured so far (a deploy-phase rate needs an episode)."""
+        meta_end = self.deploy_started_s if self.deploy_started_s is not None else now
+        deploy_s = now - self.deploy_started_s if self.deploy_started_s is not None else 0.0
+        return Timing(self.steps, meta_end - self.started_s, self.episodes, deploy_s)
+
+
+Part = tuple[float, bool] | None  # (seconds, exact) of a phase, None: not estimated
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds a cell still needs, summed over the phases estimated; `whole` when every
+    phase was, `exact` when also none borrowed a rate from other suites or methods."""
+
+    seconds: float
+    exact: bool
+    whole: bool
+
+    @classmethod
+    def of(cls, *parts: Part) -> Estimate:
+        known = [p for p in parts if p is not None]
+        whole = len(known) == len(parts)
+        return cls(sum(p[0] for p in known), whole and all(p[1] for p in known), whole)
+
+
+Rate = tuple[float, bool]  # (seconds per step or episode per sample, exact)
+
+
+def scaled(rate: Rate | None, units: float, spent: float = 0.0) -> Part:
+    """`units` (steps or episodes, times samples each) at `rate`, less `spent` seconds."""
+    return None if rate is None else (max(0.0, rate[0] * units - spent), rate[1])
+
 
 @dataclass
 class EtaModel:
-    """Seconds left, from the timings of finished cells (per suite and method)."""
+    """Seconds left, from the timings of finished cells and of the running cells."""
 
-    timings: dict[tuple[str, str], list[Timing]] = field(default_factory=dict)
+    timings: dict[tuple, list[tuple[Timing, int]]] = field(default_factory=dict)
 
     def observe(self, cell: Cell, timing: Timing) -> None:
-        self.timings.setdefault(timing_key(cell), []).append(timing)
+        for key in comparable(cell):
+            self.timings.setdefault(key, []).append((timing, samples(cell)))
 
-    def rates(self, cell: Cell) -> tuple[float, float] | None:
-        """(seconds of the meta phase, seconds per test episode) for `cell`, or None."""
-        seen = self.timings.get(timing_key(cell))
-        if not seen:
-            return None
-        steps = cell_steps(cell)
-        meta = sum(t.meta_s * (steps / t.steps if t.steps else 1.0) for t in seen) / len(seen)
-        per_episode = sum(t.deploy_s / max(1, t.episodes) for t in seen) / len(seen)
-        return meta, per_episode
+    def rate(self, cell: Cell, per: Callable[[Timing], float | None], live=()) -> Rate | None:
+        """Mean seconds per step or episode (`per`, None where the timing has none) per
+        sample, from the closest comparable timings (and `live` (cell, timing) pairs)."""
+        extra: dict[tuple, list[tuple[Timing, int]]] = {}
+        for other, timing in live:
+            for key in comparable(other):
+                extra.setdefault(key, []).append((timing, samples(other)))
+        for level, key in enumerate(comparable(cell)):
+            seen = [
+                r / n
+                for t, n in (*self.timings.get(key, ()), *extra.get(key, ()))
+                if (r := per(t)) is not None
+            ]
+            if seen:
+                return sum(seen) / len(seen), level == 0
+        return None
 
-    def predict(self, cell: Cell) -> float | None:
-        rates = self.rates(cell)
-        if rates is None:
-            return None
-        return rates[0] + rates[1] * cell.suite.n_test_episodes
+    def estimate(self, cell: Cell, live: Iterable[tuple[Cell, Timing]] = ()) -> Estimate:
+        """The whole of `cell`: meta-training (a cell without steps: its set-up time, 0
+        when no such cell was timed) plus its test episodes."""
+        live = list(live)
+        steps, n = cell_steps(cell), samples(cell)
+        meta = self.rate(cell, per_step if steps else setup_s, live)
+        if meta is None and not steps:
+            meta = (0.0, False)
+        deploy = self.rate(cell, per_episode, live)
+        return Estimate.of(
+            scaled(meta, n * (steps or 1)), scaled(deploy, n * cell.suite.n_test_episodes)
+        )
 
-    def left(self, live: Live, now: float) -> tuple[float, bool]:
-        """(seconds the running cell still needs, whether that is all of it): from the
-        timings of its suite and method, else from its own live rates, phase by phase."""
-        cell, rates = live.cell, self.rates(live.cell)
+    def left(self, live: Live, now: float, others=()) -> Estimate:
+        """Seconds the running cell still needs: its own rate for the phase it is in once
+        that phase has measured any, else its comparable cells' rates; the test episodes
+        left are known either way."""
+        cell, n, others = live.cell, samples(live.cell), list(others)
         steps, episodes = cell_steps(cell), cell.suite.n_test_episodes
+        deploy = self.rate(cell, per_episode, others)
         if live.deploy_started_s is None:  # building, or meta-training
             spent = now - live.started_s
-            if rates is not None:
-                return max(0.0, rates[0] - spent) + rates[1] * episodes, True
-            if live.steps == 0:
-                return 0.0, False
-            return spent / live.steps * max(0, steps - live.steps), False  # deploy unknown
-        per_episode = rates[1] if rates is not None else None
+            if live.steps:
+                meta: Part = (spent / live.steps * (steps - live.steps), True)
+            else:
+                meta = scaled(self.rate(cell, per_step if steps else setup_s, others),
+                              n * (steps or 1), spent)  # fmt: skip
+            return Estimate.of(meta, scaled(deploy, n * episodes))
+        spent = now - live.deploy_started_s
         if live.episodes:
-            per_episode = (now - live.deploy_started_s) / live.episodes
-        if per_episode is None:
-            return 0.0, False
-        return per_episode * (episodes - live.episodes), True
+            return Estimate.of((spent / live.episodes * (episodes - live.episodes), True))
+        return Estimate.of(scaled(deploy, n * episodes, spent))
 
     def remaining(
         self, pending: list[Cell], live: list[Live], now: float, workers: int = 1
-    ) -> tuple[float, int]:
-        """(known seconds left on `workers` parallel workers, cells whose time is not or
-        only partly known)."""
-        known, untimed = 0.0, 0
-        for cell in pending:
-            seconds = self.predict(cell)
-            known += seconds or 0.0
-            untimed += seconds is None
-        for x in live:
-            seconds, whole = self.left(x, now)
-            known += seconds
-            untimed += not whole
-        return known / max(1, workers), untimed
+    ) -> tuple[float, int, int]:
+        """(seconds left on `workers` parallel workers, cells estimated from other suites
+        or methods, cells not (wholly) estimated: nothing comparable was timed yet)."""
+        measured = [(x.cell, x.timing(now)) for x in live]
+        estimates = [self.estimate(c, measured) for c in pending]
+        estimates += [self.left(x, now, measured) for x in live]
+        seconds = sum(e.seconds for e in estimates)
+        approximate = sum(e.whole and not e.exact for e in estimates)
+        unknown = sum(not e.whole for e in estimates)
+        return seconds / max(1, workers), approximate, unknown
 
 
-def format_eta(seconds: float, untimed: int) -> str:
-    """'ETA 412 s', or a lower bound and how many cells it leaves (partly) out: those of
-    a suite and method not timed yet."""
-    cells = f"{untimed} cell{'s' if untimed > 1 else ''}"
-    if untimed and seconds == 0:
-        return f"ETA unknown until a cell of each suite and method has run ({cells} untimed)"
-    if untimed:
-        return f"ETA at least {seconds:.0f} s ({cells} not timed yet)"
-    return f"ETA {seconds:.0f} s"
+def per_step(t: Timing) -> float | None:
+    return t.meta_s / t.steps if t.steps else None
+
+
+def setup_s(t: Timing) -> float | None:
+    """A step-free cell's time before its deploy phase (building, data)."""
+    return t.meta_s if not t.steps and t.episodes else None
+
+
+def per_episode(t: Timing) -> float | None:
+    return t.deploy_s / t.episodes if t.episodes else None
+
+
+def format_eta(seconds: float, approximate: int = 0, unknown: int = 0) -> str:
+    """'ETA 412 s'; 'ETA ~412 s (approximate: ...)' when rates were borrowed; 'ETA over
+    412 s (...)' while some cells have a phase nothing comparable was timed for; never a
+    bound of 0 s."""
+    text = f"{seconds:.0f} s" + (f" ({seconds / 3600:.1f} h)" if seconds >= 3600 else "")
+    cells = f"{unknown} cell{'s' if unknown != 1 else ''}"
+    if unknown and seconds < 1:
+        return f"ETA not known yet (nothing comparable to {cells} timed so far)"
+    if unknown:
+        return f"ETA over {text} ({cells} not timed yet)"
+    if approximate:
+        many = f"{approximate} cell{'s' if approximate != 1 else ''}"
+        return f"ETA ~{text} (approximate: {many} from other suites or methods)"
+    return f"ETA {text}"
 
 
 def describe_meters(infos: list) -> str:
@@ -253,9 +341,8 @@ class Progress:
             self.total_bar.update(1)
 
     def eta_text(self) -> str:
-        return format_eta(
-            *self.eta.remaining(self.pending, list(self.live.values()), self.clock(), self.workers)
-        )
+        live = list(self.live.values())
+        return format_eta(*self.eta.remaining(self.pending, live, self.clock(), self.workers))
 
     def refresh(self) -> None:
         if self.total_bar is not None:

@@ -3,8 +3,10 @@ of `bench.api.run`.
 
 `plan` does everything that can fail on bad input before anything runs: settings
 (bench.options), suite files, the grid, the device, the carbon intensity, and every dataset
-the cells need (found, verified, downloaded where allowed). Only then does `execute` create
-the run folder and its ledger and hand the cells to an executor.
+the cells need (found, verified, downloaded where allowed), and the run folder (one metabench
+may write, not locked by another run). `execute` then connects the executor (a Dask
+cluster: its scheduler and workers checked) and only then creates the run folder, locks
+it, opens its ledger and hands the cells to the executor.
 """
 
 from __future__ import annotations
@@ -14,18 +16,29 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data import data_root_origin, prepare_datasets, resolve_data_root
-from bench.devices import resolve_device
+from bench.devices import cpu_count, resolve_device
 from bench.energy.carbon import CarbonIntensity, resolve_intensity
 from bench.errors import MetabenchError
-from bench.options import Naming, RunOptions, check_run_options, cli_name
+from bench.options import (
+    Naming,
+    RunOptions,
+    check_out,
+    check_run_options,
+    cli_name,
+    respelled,
+)
+from bench.registry import did_you_mean
 from bench.run.executors import ERRORS_LOG, RunSummary
+from bench.run.folder import RunLock, lock_holder, publish_report
 from bench.run.grid import DEFAULT_THREADS, Cell, expand_grid
+from bench.store import Ledger
 from bench.suite import Suite, load_suite
 
 REPORTS_DIR = Path("reports")
@@ -41,6 +54,7 @@ class Plan:
     data_root: Path
     carbon: CarbonIntensity
     run_dir: Path
+    notes: tuple[str, ...] = ()  # printed when the run starts (duplicate cells, contention)
 
 
 @dataclass(frozen=True)
@@ -53,11 +67,13 @@ class Outcome:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run; `run_dir` holds every cell finished before it."""
+    """Ctrl-C during a run. `stage`: "start" (before the run folder was touched: nothing
+    written), "cells" (`run_dir` holds every cell finished before it) or "report" (every
+    cell is kept; the earlier report, if any, was left as it was)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, stage: str = "cells") -> None:
         super().__init__(str(run_dir))
-        self.run_dir = run_dir
+        self.run_dir, self.stage = run_dir, stage
 
 
 def default_run_dir(suites: list[Suite], profile: str) -> Path:
@@ -76,6 +92,9 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     check_run_options(o, name)
     suites = [load_suite(s, o.profile) for s in o.suites]
     check_distinct_suites(suites, name)
+    check_methods(suites, o.methods, name)
+    run_dir = Path(o.out) if o.out else default_run_dir(suites, o.profile)
+    check_run_dir(run_dir, name if o.out else (lambda f: f"{name(f)} (default {run_dir})"))
     overrides = {
         k: v for k, v in (("precision", o.precision), ("normalization", o.normalization)) if v
     }
@@ -86,58 +105,127 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     seeds = list(o.seeds) if o.seeds is not None else None
     methods = list(o.methods) if o.methods is not None else None
     cells = expand_grid(suites, methods, seeds, device, threads=threads, execution=o.execution)
-    carbon = resolve_intensity(o.country, o.region, o.carbon_intensity, o.pue)
+    cells, notes = distinct_cells(cells)
+    if note := contention_note(o, device, threads):
+        notes.append(note)
+    try:  # bench.energy.carbon names the flags as the command line spells them
+        carbon = resolve_intensity(o.country, o.region, o.carbon_intensity, o.pue)
+    except MetabenchError as e:
+        raise respelled(e, name) from None
     needed: dict[str, list[str]] = {}
     for c in cells:
         needed.setdefault(c.suite.dataset, []).append(c.suite.name)
     prepare_datasets(needed, data_root, download=o.download, origin=data_root_origin(o.data_dir))
-    run_dir = Path(o.out) if o.out else default_run_dir(suites, o.profile)
-    return Plan(o, suites, cells, device, threads, data_root, carbon, run_dir)
+    return Plan(o, suites, cells, device, threads, data_root, carbon, run_dir, tuple(notes))
 
 
 def check_distinct_suites(suites: list[Suite], name: Naming) -> None:
-    """The same suite file twice would run its cells twice."""
+    """Two suites of one name (the same file twice, or a suite by name and by path) would
+    run the same cells twice and share the report's rows."""
     seen: dict[str, str] = {}
     for s in suites:
-        path = str(Path(s.path).resolve())
-        if path in seen:
+        if s.name in seen:
+            same = Path(seen[s.name]).resolve() == Path(s.path).resolve()
+            found = s.path if same else f"{seen[s.name]} and {s.path}"
             raise MetabenchError(
-                f"{name('suites')}: expected distinct suites, found {s.path} twice"
+                f"{name('suites')}: expected distinct suites, found the suite {s.name!r} "
+                f"twice ({found}); list it once"
             )
-        seen[path] = s.name
+        seen[s.name] = s.path
+
+
+def check_methods(suites: list[Suite], methods, name: Naming) -> None:
+    """Every requested method belongs to one of the suites (named as the caller spells it:
+    --methods or methods=)."""
+    known = list(dict.fromkeys(m.name for s in suites for m in s.methods))
+    for m in methods or ():
+        if m not in known:
+            raise MetabenchError(
+                f"{name('methods')}: expected methods of the chosen suites ({', '.join(known)}), "
+                f"found {m!r}{did_you_mean(m, known)}"
+            )
+
+
+def check_run_dir(run_dir: Path, name: Naming) -> None:
+    """The run folder is one metabench may write (new, empty or its own), holds no foreign
+    or corrupt ledger, and no other run is writing into it."""
+    check_out(run_dir, name)
+    Ledger(run_dir).check()
+    lock_holder(run_dir, name("out"))
+
+
+def distinct_cells(cells: list[Cell]) -> tuple[list[Cell], list[str]]:
+    """Each cell key once (two suite files with the same bytes under different names give
+    the same keys): the first wins, and a note says which were dropped."""
+    first: dict[str, Cell] = {}
+    dropped = []
+    for c in cells:
+        if c.key in first:
+            dropped.append(f"{c.label} (= {first[c.key].label})")
+        else:
+            first[c.key] = c
+    if not dropped:
+        return cells, []
+    return list(first.values()), [
+        f"{len(dropped)} cell(s) repeat an earlier cell's settings exactly and run once: "
+        + ", ".join(dropped)
+    ]
+
+
+def contention_note(o: RunOptions, device: str, threads: int) -> str | None:
+    """dask-local workers x threads beyond the cores: every cell competes for them."""
+    if o.executor != "dask-local" or device != "cpu":
+        return None
+    from bench.run.dask_executor import default_workers
+
+    workers = o.workers or default_workers(device, threads)
+    if workers * threads <= cpu_count():
+        return None
+    return (
+        f"{workers} workers x {threads} threads exceed the {cpu_count()} cores: cell times "
+        "and energy would include the contention (fewer --workers or --threads avoid it)"
+    )
 
 
 def execute(p: Plan, command: str) -> Outcome:
-    """Run the plan's cells into its run folder, then write the report. Ctrl-C raises
-    RunInterrupted after the finished cells are safe in the ledger."""
+    """Connect the executor (and check its workers), then create the run folder, lock it,
+    run the plan's cells into its ledger and write the report. Ctrl-C raises
+    RunInterrupted (after the finished cells are safe in the ledger)."""
     from bench.energy.composite import build_meter
     from bench.environment import snapshot
-    from bench.report.writer import write_report
     from bench.run.executors import open_executor
-    from bench.store import Ledger
 
     o = p.options
-    ledger = Ledger(p.run_dir)
+    for note in p.notes:
+        print(f"metabench: note: {note}", file=sys.stderr)
+    meter_factory = functools.partial(build_meter, p.device, sample_hz=o.sample_hz)
+    stage = "start"
     try:
-        run_id = ledger.start_run(command, snapshot(p.device))
-        ledger.write_carbon(run_id, p.carbon)
-        meter_factory = functools.partial(build_meter, p.device, sample_hz=o.sample_hz)
-        with open_executor(
-            o.executor,
-            meter_factory,
-            p.data_root,
-            device=p.device,
-            threads=p.threads,
-            scheduler=o.scheduler,
-            workers=o.workers,
-            wait_workers=o.wait_workers,
-            progress=o.progress,
-        ) as executor:
+        with (
+            open_executor(
+                o.executor,
+                meter_factory,
+                p.data_root,
+                device=p.device,
+                threads=p.threads,
+                scheduler=o.scheduler,
+                workers=o.workers,
+                wait_workers=o.wait_workers,
+                progress=o.progress,
+            ) as executor,
+            RunLock(p.run_dir, command),
+        ):
+            ledger = Ledger(p.run_dir)
+            run_id = ledger.start_run(command, snapshot(p.device))
+            stage = "cells"
+            ledger.write_carbon(run_id, p.carbon)
             summary = executor.execute(p.cells, ledger, run_id)
+        # Always a report: without a finished cell it says so and lists the failed cells.
+        stage = "report"
+        report = publish_report(p.run_dir, energy_scope=o.energy_scope)
     except KeyboardInterrupt:
-        raise RunInterrupted(p.run_dir) from None
-    # Always a report: without a finished cell it says so and lists the failed cells.
-    return Outcome(p.run_dir, summary, write_report(p.run_dir, energy_scope=o.energy_scope))
+        raise RunInterrupted(p.run_dir, stage) from None
+    return Outcome(p.run_dir, summary, report)
 
 
 def failure_paragraph(outcome: Outcome) -> str:
