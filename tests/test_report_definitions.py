@@ -25,3 +25,11 @@ def test_definitions_render_code_spans_and_escape_the_rest():
     assert (
         str(_definition("`E_meta` < 1 & `x`")) == "<code>E_meta</code> &lt; 1 &amp; <code>x</code>"
     )
+
+
+def test_the_energy_sentence_of_a_run_with_nothing_finished():
+    from bench.report.page import energy_sentence
+
+    # review of issue 15, item 14: an empty run is not "covered by no meter"
+    assert energy_sentence({})[0] == "No cell of this run finished: nothing was metered yet."
+    assert "No meter and no model" in energy_sentence({"cpu": {"none"}})[0]

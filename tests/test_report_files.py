@@ -62,10 +62,17 @@ def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
     write_report(toy_ledger(runs / "a"))
     toy_ledger(runs / "b")  # a ledger without a page yet
     (runs / "not-a-run").mkdir()
+    (runs / "site").mkdir()  # a user's own web page is not a run (review of 15, item 14)
+    (runs / "site" / "index.html").write_text("<html>my site</html>")
+    (runs / "corrupt").mkdir()
+    (runs / "corrupt" / "ledger.sqlite").write_text("garbage")
     assert main(["index", str(runs)]) == 0
     html = (runs / "index.html").read_text()
     assert 'href="a/index.html"' in html and "metabench report b" in html
-    assert "not-a-run" not in html
+    assert "not-a-run" not in html and "site" not in html
+    # a corrupt ledger is listed with its problem, not with a command that would fail
+    assert "corrupt (ledger.sqlite is not a readable metabench ledger)" in html
+    assert "metabench report corrupt" not in html
     assert main(["index", str(runs)]) == 0  # its own page is refreshed
 
     site = tmp_path / "site"

@@ -14,24 +14,50 @@ import pandas as pd
 
 from bench.errors import MetabenchError
 from bench.report.html import render_index
-from bench.store import LEDGER_NAME
+from bench.store import LEDGER_NAME, Ledger
 
 # The generator tag of the page; an index.html without it is the user's and is kept.
 GENERATOR = "metabench runs index"
+# The generator tag of a report page (templates/report.html.j2).
+REPORT_GENERATOR = "metabench report"
+
+
+def _ours(page: Path) -> bool:
+    """A report page metabench wrote (not a user's site/index.html)."""
+    return (
+        page.is_file()
+        and f'content="{REPORT_GENERATOR}"' in page.read_text(errors="replace")[:2000]
+    )
+
+
+def _is_run(folder: Path) -> bool:
+    return folder.is_dir() and ((folder / LEDGER_NAME).is_file() or _ours(folder / "index.html"))
+
+
+def _problem(folder: Path) -> str:
+    """Why the folder's ledger cannot be reported ("" when it can, or has no ledger)."""
+    if not (folder / LEDGER_NAME).is_file():
+        return ""
+    try:
+        Ledger(folder).check()
+    except MetabenchError:
+        return f"{LEDGER_NAME} is not a readable metabench ledger"
+    return ""
 
 
 def _run_row(folder: Path) -> dict:
-    page = folder / "index.html"
-    summary = folder / "summary.csv"
+    page, summary, ledger = folder / "index.html", folder / "summary.csv", folder / LEDGER_NAME
+    has_page = _ours(page)
     suites = methods = ""
     if summary.is_file() and summary.stat().st_size > 1:
         s = pd.read_csv(summary)
         suites = ", ".join(sorted(set(s.get("suite", []))))
         methods = ", ".join(sorted(set(s.get("method", []))))
-    stamp = (page if page.is_file() else folder / LEDGER_NAME).stat().st_mtime
+    stamp = (page if has_page else ledger).stat().st_mtime
     return {
         "name": folder.name,
-        "href": f"{folder.name}/index.html" if page.is_file() else "",
+        "href": f"{folder.name}/index.html" if has_page else "",
+        "problem": _problem(folder),
         "suites": suites,
         "methods": methods,
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)),
@@ -41,7 +67,7 @@ def _run_row(folder: Path) -> dict:
 
 def write_runs_index(runs_dir: Path) -> Path:
     """DIR/index.html: one row per run folder directly under DIR (a folder holding a
-    ledger or a report page), newest first. Raises MetabenchError when DIR is not a
+    ledger or a report page metabench wrote), newest first. Raises MetabenchError when DIR is not a
     folder, or when DIR/index.html exists and was not written by this command."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -52,11 +78,7 @@ def write_runs_index(runs_dir: Path) -> Path:
             f"{index}: exists and was not written by `metabench index`; it is left as it is "
             "(move it, or index another folder)"
         )
-    folders = [
-        p
-        for p in runs_dir.iterdir()
-        if p.is_dir() and ((p / LEDGER_NAME).is_file() or (p / "index.html").is_file())
-    ]
-    runs = sorted((_run_row(p) for p in folders), key=lambda r: r["mtime"], reverse=True)
+    runs = [_run_row(p) for p in runs_dir.iterdir() if _is_run(p)]
+    runs.sort(key=lambda r: r["mtime"], reverse=True)
     index.write_text(render_index(runs, GENERATOR))
     return index

@@ -59,7 +59,9 @@ def _measured(source: str) -> bool:
 
 def energy_sentence(sources: dict[str, set[str]]) -> tuple[str, bool]:
     """(one sentence on where the energy comes from, whether it is all a model)."""
-    if not sources or all(s <= {"none"} for s in sources.values()):
+    if not sources:
+        return "No cell of this run finished: nothing was metered yet.", False
+    if all(s <= {"none"} for s in sources.values()):
         return "No meter and no model covered this run: it reports time only.", False
     measured = sorted(k for k, v in sources.items() if any(_measured(s) for s in v))
     modelled = sorted(k for k, v in sources.items() if not any(_measured(s) for s in v))
