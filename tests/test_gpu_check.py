@@ -328,3 +328,21 @@ def test_gpu_check_summary_step_reads_the_run_folder(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:]
     assert "cells done: 5 of 17; run wall time: - s" in p.stdout
     assert "targets_passed=0 targets=5 cells_done=5 cells_planned=17 run_wall_s=nan" in p.stdout
+
+
+def test_documented_device_calls_fit_the_budget():
+    """docs/gpu-validation.md's calls: each timeout_s >= its BUDGET_S + 30 (the script's
+    default when unset), and a 2-minute machine start, the first call and the rerun, each
+    with 20 s of transfers, fit in the session's 15 device minutes."""
+    import re
+
+    default = int(re.search(r"BUDGET_S=\$\{BUDGET_S:-(\d+)\}", SCRIPT.read_text())[1])
+    doc = (REPO / "docs" / "gpu-validation.md").read_text()
+    calls = re.findall(r'run\(command="([^"]*)"[^)]*?timeout_s=(\d+)\)', doc)
+    assert len(calls) == 2, calls
+    timeouts = []
+    for command, timeout in calls:
+        budget = re.search(r"BUDGET_S=(\d+)", command)
+        assert int(timeout) >= (int(budget[1]) if budget else default) + 30, command
+        timeouts.append(int(timeout))
+    assert 120 + sum(t + 20 for t in timeouts) <= 15 * 60
