@@ -227,32 +227,17 @@ else
 fi
 
 # ---- (d) the comparison first: the issue's main target ---------------------------------
-# Methods and suites that this checkout does not have are skipped with a message (read
-# off `metabench list`), so the script runs before every method has been merged.
+# Methods and suites that this checkout does not have are skipped with a message
+# (scripts/gpu_check.py plan), so the script runs before every method has been merged.
 plan_run() {
-    local listing
-    listing=$("$PYTHON" -m bench.cli list 2>&1) || { echo "$listing"; return 1; }
-    RUN_SUITES="" RUN_METHODS=""
-    local s m
-    for s in $SUITES; do
-        if grep -qE "^  $s +" <<<"$listing"; then RUN_SUITES+=" $s"
-        else echo "run: suite $s is not in this checkout (metabench list): skipped"; fi
-    done
-    local suite_methods
-    suite_methods=$(for s in $RUN_SUITES; do
-        grep -E "^  $s +" <<<"$listing" | sed 's/.*methods: //' | tr -d ' ' | tr ',' '\n'
-    done)
-    local registered
-    registered=$(sed -n '/^methods:/,/^datasets:/p' <<<"$listing" | awk 'NR>1 && /^  /{print $1}')
-    for m in $METHODS; do
-        if ! grep -qx "$m" <<<"$registered"; then
-            echo "run: method $m is not registered in this checkout (metabench list): skipped"
-        elif ! grep -qx "$m" <<<"$suite_methods"; then
-            echo "run: method $m is in none of the suites' method tables: skipped"
-        else RUN_METHODS+="${RUN_METHODS:+,}$m"; fi
-    done
+    local plan
+    plan=$("$PYTHON" "$REPO/scripts/gpu_check.py" plan --suites "${SUITES// /,}" \
+        --methods "${METHODS// /,}" --profile "$PROFILE")
+    local rc=$?
+    grep -v -e '^suites=' -e '^methods=' <<<"$plan"
+    RUN_SUITES=" $(sed -n 's/^suites=//p' <<<"$plan")" RUN_METHODS=$(sed -n 's/^methods=//p' <<<"$plan")
     echo "run: suites${RUN_SUITES:- (none)}; methods ${RUN_METHODS:-(none)}"
-    [[ -n $RUN_SUITES && -n $RUN_METHODS ]]
+    ((rc == 0)) && [[ -n ${RUN_SUITES// /} && -n $RUN_METHODS ]]
 }
 if want run; then
     if plan_run; then
