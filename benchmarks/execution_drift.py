@@ -16,11 +16,13 @@ test episodes scored differently>`.
 
 Usage: python benchmarks/execution_drift.py [--suite omniglot-5w1s] [--profile smoke]
        [--methods fomaml,maml] [--modes loop,batched] [--episodes 40] [--seed 0] [--threads 2]
+       [--meta-steps N]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -33,11 +35,14 @@ from bench.suite import load_suite
 REPO = Path(__file__).resolve().parent.parent
 
 
-def trained(suite, name: str, execution: str, seed: int, threads: int, data: Path):
-    """The method of one cell after its meta-training, and its test sampler."""
+def trained(suite, name: str, execution: str, seed: int, threads: int, data: Path, steps: int):
+    """The method of one cell after its meta-training (`steps` meta steps, 0: the
+    profile's), and its test sampler."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # as the harness, for methods that use the global RNG
     method, samplers = build(Cell(suite, name, seed, "cpu", threads, execution), data)
+    if steps:
+        method.params = dataclasses.replace(method.params, meta_steps=steps)
     method.meta_train(samplers["train"], lambda step: None, 0)
     return method, samplers["test"]
 
@@ -80,6 +85,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="cell seed (default: %(default)s)")
     parser.add_argument(
+        "--meta-steps",
+        type=int,
+        default=0,
+        help="meta steps instead of the profile's (default: 0, the profile's)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=2, help="torch intra-op threads (default: %(default)s)"
     )
     parser.add_argument(
@@ -100,7 +111,8 @@ def main() -> None:
     drifts, diffs, shares = [], [], []
     for name in args.methods.split(","):
         runs = [
-            trained(suite, name, m, args.seed, args.threads, Path(args.data_dir)) for m in modes
+            trained(suite, name, m, args.seed, args.threads, Path(args.data_dir), args.meta_steps)
+            for m in modes
         ]
         a, b = (flat(method) for method, _ in runs)
         drift = float((a - b).norm() / a.norm())

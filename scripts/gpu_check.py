@@ -1,6 +1,7 @@
 """The Python half of scripts/gpu_check.sh (docs/gpu-validation.md).
 
     python scripts/gpu_check.py preflight --suites A,B --profile P --device cuda|cpu
+    python scripts/gpu_check.py plan --suites A,B --methods M,N --profile P
     python scripts/gpu_check.py summary --run DIR --log FILE --suites A,B --methods M,N
         [--seeds 0] [--profile standard] [--run-target-s 120]
 
@@ -9,6 +10,10 @@ one message per problem) when the run could not succeed: a dependency of pyproje
 missing, of the wrong version or failing to import (the GPU image lacks codecarbon and its
 dependencies: scripts/fetch_wheels.sh, carried as .whl), a suite's dataset not in the data
 root (nothing is downloaded: the device has no internet), or no CUDA device.
+
+`plan` prints the suites and methods of the comparison that this checkout has (one
+message per one left out), as two lines `suites=A B` and `methods=M,N`: a method runs
+when it is registered and in at least one chosen suite's method table.
 
 `summary` prints, per suite and method of the run's summary.csv, the stream and batch
 deploy energy per task, their ratio and the latency per task of both; the cells done out
@@ -80,15 +85,19 @@ def dependency_problems(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
 
 
 def data_problems(suites: list[str], profile: str) -> list[str]:
-    """The suites' datasets that the data root lacks (never downloads)."""
+    """The datasets of the suites that the data root lacks (never downloads). A suite this
+    checkout does not have is left to `plan`, which skips it with a message."""
     from bench.data import data_root_origin, prepare_datasets, resolve_data_root
     from bench.errors import MetabenchError
     from bench.suite import load_suite
 
-    try:
-        needed: dict[str, list[str]] = {}
-        for name in suites:
+    needed: dict[str, list[str]] = {}
+    for name in suites:
+        try:
             needed.setdefault(load_suite(name, profile).dataset, []).append(name)
+        except MetabenchError:
+            continue
+    try:
         prepare_datasets(needed, resolve_data_root(None), download=False, origin=data_root_origin())
     except MetabenchError as e:
         return [str(e)]
@@ -106,7 +115,7 @@ def device_problems(device: str) -> list[str]:
 def preflight(args: argparse.Namespace) -> int:
     problems = dependency_problems()
     if not problems:  # bench imports them
-        suites = [s for s in args.suites.split(",") if s]
+        suites = split(args.suites)
         problems = data_problems(suites, args.profile) + device_problems(args.device)
     for p in problems:
         print(f"preflight: {p}")
@@ -119,6 +128,44 @@ def preflight(args: argparse.Namespace) -> int:
         return 2
     print("preflight: ok (dependencies, data, device)")
     return 0
+
+
+# -- plan ------------------------------------------------------------------------------
+
+
+def suite_tables(suites: list[str], profile: str) -> dict[str, list[str]]:
+    """{suite: its method table} for the suites this checkout has (a message per other)."""
+    from bench.errors import MetabenchError
+    from bench.suite import load_suite
+
+    tables = {}
+    for name in suites:
+        try:
+            tables[name] = [m.name for m in load_suite(name, profile).methods]
+        except MetabenchError as e:
+            print(f"run: suite {name} is not in this checkout: skipped ({e})")
+    return tables
+
+
+def plan(args: argparse.Namespace) -> int:
+    from bench.methods import METHODS
+
+    tables = suite_tables(split(args.suites), args.profile)
+    methods = []
+    for m in split(args.methods):
+        if m not in METHODS:
+            print(f"run: method {m} is not registered in this checkout: skipped")
+        elif not any(m in table for table in tables.values()):
+            print(f"run: method {m} is in none of the suites' method tables: skipped")
+        else:
+            methods.append(m)
+    print(f"suites={' '.join(tables)}")
+    print(f"methods={','.join(methods)}")
+    return 0 if tables and methods else 1
+
+
+def split(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
 
 
 # -- summary ---------------------------------------------------------------------------
@@ -147,18 +194,13 @@ def planned_cells(
     """(suite, method, seed) of every cell the run plans: as `metabench run`, a method
     runs only on the suites whose method table has it (sinusoid has no ProtoNet: the
     standard comparison is 26 cells, not 3 x 9)."""
-    from bench.errors import MetabenchError
-    from bench.suite import load_suite
-
-    cells = []
-    for name in suites:
-        try:
-            table = [m.name for m in load_suite(name, profile).methods]
-        except MetabenchError as e:
-            print(f"summary: suite {name} not planned ({e})")
-            continue
-        cells += [(name, m, seed) for m in methods if m in table for seed in seeds]
-    return cells
+    return [
+        (suite, m, seed)
+        for suite, table in suite_tables(suites, profile).items()
+        for m in methods
+        if m in table
+        for seed in seeds
+    ]
 
 
 def cells_done(run_dir: Path, planned: list[tuple[str, str, int]]) -> int:
@@ -277,9 +319,8 @@ def targets(kv: dict[str, str], rows, pairs, planned: int, done: int, target_s) 
 
 def summary(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
-    suites = [s for s in args.suites.split(",") if s]
-    methods = [m for m in args.methods.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    suites, methods = split(args.suites), split(args.methods)
+    seeds = [int(s) for s in split(args.seeds)]
     cells = planned_cells(suites, methods, seeds, args.profile)
     pairs = list(dict.fromkeys((s, m) for s, m, _ in cells))
     planned = len(cells)
@@ -307,6 +348,11 @@ def main() -> int:
     pre.add_argument("--profile", required=True, help="suite profile (smoke, standard, ...)")
     pre.add_argument("--device", required=True, help="cuda or cpu (--fake-nvml)")
     pre.set_defaults(fn=preflight)
+    pla = sub.add_parser("plan", help="the suites and methods this checkout can run")
+    pla.add_argument("--suites", required=True, help="comma-separated suites wanted")
+    pla.add_argument("--methods", required=True, help="comma-separated methods wanted")
+    pla.add_argument("--profile", required=True, help="suite profile (smoke, standard, ...)")
+    pla.set_defaults(fn=plan)
     summ = sub.add_parser("summary", help="deploy figures and PASS / FAIL per target")
     summ.add_argument("--run", required=True, help="the run folder (summary.csv, ledger.sqlite)")
     summ.add_argument("--log", required=True, help="gpu_check.log (the key=value lines)")

@@ -8,7 +8,7 @@
 # For a fresh GPU machine with no internet: installs the wheels in .whl/ (if any), checks
 # before anything that takes minutes that the dependencies, the data and the GPU are there
 # (scripts/gpu_check.py preflight: else it stops at once, exit 2), prints the meters and
-# nvidia-smi, runs the suites below on CUDA first (the 27-cell comparison, printing its wall
+# nvidia-smi, runs the suites below on CUDA first (the 26-cell comparison, printing its wall
 # time), packs the report, then the CUDA graph test, benchmarks/deploy_batch.py (stream vs
 # batch vs graph deployment, ops per task, graph replay against eager) and
 # benchmarks/maml_step.py, and ends with a summary: per suite and method stream and batch
@@ -17,7 +17,8 @@
 # one folder (--out, default $OUT, else ./gpu-check-out) of at most 8 files:
 # gpu_check.log (every step's output), steps.tsv, nvml_agreement.csv, summary.md,
 # summary.csv, report.tar.gz. Each step has a timeout and the whole script a budget
-# (BUDGET_S, default 540 s: call the device with timeout_s >= BUDGET_S + 30); a failing
+# (BUDGET_S, default 480 s: call the device with timeout_s >= BUDGET_S + 30; the device
+# time arithmetic and a rerun's size: docs/gpu-validation.md); a failing
 # step is logged and the script goes on.
 #
 # --fake-nvml rehearses it all on a CPU machine: a fake pynvml (scripts/fake_nvml, from
@@ -32,7 +33,7 @@ METHODS="protonet scratch maml fomaml reptile anil metasgd learned_opt transfer"
 SEEDS="0"
 PROFILE="standard"
 EXECUTION=${EXECUTION:-auto}   # the run's --execution (auto: batched on CUDA)
-RUN_TARGET_S=120               # target: the 27 standard cells within this on an H200
+RUN_TARGET_S=120               # target: the 26 standard cells within this on an H200
 # deploy_batch: tasks per batch, timing repeats, suites
 BATCH_TASKS=32 BATCH_REPEATS=2 BATCH_SUITES="omniglot-5w1s,sinusoid-5shot"
 # NVML agreement: idle window, warm-up, then LOAD_WINDOWS windows of WINDOW_S of matmuls
@@ -42,13 +43,13 @@ MAML_REPEATS=3
 # The comparison (run) goes first and gets the most time: it is the main target. A step's
 # timeout is cut so that the steps after it keep their reserve (run_step's third argument).
 BUDGET_S_SET=${BUDGET_S:-} T_RUN_SET=${T_RUN:-}
-BUDGET_S=${BUDGET_S:-540}      # the device call's timeout_s must be >= BUDGET_S + 30
+BUDGET_S=${BUDGET_S:-480}      # the device call's timeout_s must be >= BUDGET_S + 30
 T_INSTALL=60 T_PREFLIGHT=60 T_ENV=30 T_METERS=30 T_SMI=15 T_RUN=${T_RUN:-240} T_REPORT=45
 T_GRAPH=60 T_BATCH=120 T_MAML=60 T_AGREEMENT=110 T_SUMMARY=20
 ALL_STEPS="install,env,meters,smi,run,report,graph,batch,maml,agreement,summary"
 DEFAULT_STEPS="install,env,meters,smi,run,report,graph,batch,maml,summary"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 FAKE=0 FRESH=0 STEPS=$DEFAULT_STEPS OUT_DIR=${OUT:-./gpu-check-out} PROFILE_SET=0
 PYTHON=${PYTHON:-python3}
@@ -226,32 +227,17 @@ else
 fi
 
 # ---- (d) the comparison first: the issue's main target ---------------------------------
-# Methods and suites that this checkout does not have are skipped with a message (read
-# off `metabench list`), so the script runs before every method has been merged.
+# Methods and suites that this checkout does not have are skipped with a message
+# (scripts/gpu_check.py plan), so the script runs before every method has been merged.
 plan_run() {
-    local listing
-    listing=$("$PYTHON" -m bench.cli list 2>&1) || { echo "$listing"; return 1; }
-    RUN_SUITES="" RUN_METHODS=""
-    local s m
-    for s in $SUITES; do
-        if grep -qE "^  $s +" <<<"$listing"; then RUN_SUITES+=" $s"
-        else echo "run: suite $s is not in this checkout (metabench list): skipped"; fi
-    done
-    local suite_methods
-    suite_methods=$(for s in $RUN_SUITES; do
-        grep -E "^  $s +" <<<"$listing" | sed 's/.*methods: //' | tr -d ' ' | tr ',' '\n'
-    done)
-    local registered
-    registered=$(sed -n '/^methods:/,/^datasets:/p' <<<"$listing" | awk 'NR>1 && /^  /{print $1}')
-    for m in $METHODS; do
-        if ! grep -qx "$m" <<<"$registered"; then
-            echo "run: method $m is not registered in this checkout (metabench list): skipped"
-        elif ! grep -qx "$m" <<<"$suite_methods"; then
-            echo "run: method $m is in none of the suites' method tables: skipped"
-        else RUN_METHODS+="${RUN_METHODS:+,}$m"; fi
-    done
+    local plan
+    plan=$("$PYTHON" "$REPO/scripts/gpu_check.py" plan --suites "${SUITES// /,}" \
+        --methods "${METHODS// /,}" --profile "$PROFILE")
+    local rc=$?
+    grep -v -e '^suites=' -e '^methods=' <<<"$plan"
+    RUN_SUITES=" $(sed -n 's/^suites=//p' <<<"$plan")" RUN_METHODS=$(sed -n 's/^methods=//p' <<<"$plan")
     echo "run: suites${RUN_SUITES:- (none)}; methods ${RUN_METHODS:-(none)}"
-    [[ -n $RUN_SUITES && -n $RUN_METHODS ]]
+    ((rc == 0)) && [[ -n ${RUN_SUITES// /} && -n $RUN_METHODS ]]
 }
 if want run; then
     if plan_run; then

@@ -182,6 +182,8 @@ def test_gpu_check_fake_all_steps(tmp_path, data_root):
         -3000:
     ]
     log = (out / "gpu_check.log").read_text()
+    assert f"run: suites omniglot-5w1s sinusoid-5shot; methods {NINE}" in log
+    assert "cells done: 17 of 17" in log
     assert "ops_ratio_min=" in log  # deploy_batch ran
     assert "run_wall_s=" in log and ", 0 failed" in log
     assert p.returncode == 0, p.stdout[-3000:]
@@ -307,6 +309,25 @@ def test_preflight_names_missing_and_out_of_range_dependencies(tmp_path):
     assert len(problems) == 2  # numpy is fine; tomli's marker does not apply
 
 
+NINE = "protonet,scratch,maml,fomaml,reptile,anil,metasgd,learned_opt,transfer"
+
+
+def test_plan_keeps_every_method_the_suites_have():
+    """All nine methods on the Omniglot and sinusoid suites (the first method of a table
+    was once lost to a parse of `metabench list`); unknown names are skipped, with a
+    message each."""
+    p = subprocess.run(
+        [sys.executable, str(HELPER), "plan", "--suites", "omniglot-5w1s,no-such-suite,"
+         "sinusoid-5shot", "--methods", f"{NINE},no-such-method", "--profile", "smoke"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[-2:] == ["suites=omniglot-5w1s sinusoid-5shot", f"methods={NINE}"]
+    assert any(x.startswith("run: suite no-such-suite is not in this checkout") for x in lines)
+    assert "run: method no-such-method is not registered in this checkout: skipped" in lines
+
+
 def test_gpu_check_stops_at_preflight_without_data(tmp_path):
     """No Omniglot under the data root: exit 2 after the preflight, before the run."""
     empty = tmp_path / "empty-data"
@@ -328,3 +349,21 @@ def test_gpu_check_summary_step_reads_the_run_folder(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:]
     assert "cells done: 5 of 17; run wall time: - s" in p.stdout
     assert "targets_passed=0 targets=5 cells_done=5 cells_planned=17 run_wall_s=nan" in p.stdout
+
+
+def test_documented_device_calls_fit_the_budget():
+    """docs/gpu-validation.md's calls: each timeout_s >= its BUDGET_S + 30 (the script's
+    default when unset), and a 2-minute machine start, the first call and the rerun, each
+    with 20 s of transfers, fit in the session's 15 device minutes."""
+    import re
+
+    default = int(re.search(r"BUDGET_S=\$\{BUDGET_S:-(\d+)\}", SCRIPT.read_text())[1])
+    doc = (REPO / "docs" / "gpu-validation.md").read_text()
+    calls = re.findall(r'run\(command="([^"]*)"[^)]*?timeout_s=(\d+)\)', doc)
+    assert len(calls) == 2, calls
+    timeouts = []
+    for command, timeout in calls:
+        budget = re.search(r"BUDGET_S=(\d+)", command)
+        assert int(timeout) >= (int(budget[1]) if budget else default) + 30, command
+        timeouts.append(int(timeout))
+    assert 120 + sum(t + 20 for t in timeouts) <= 15 * 60
