@@ -24,7 +24,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = session.execute(p, shlex.join(["metabench", *args.argv]))
     s = outcome.summary
     report = outcome.report
-    print(f"{s.done} cells run, {s.skipped} already done, {s.failed} failed; report: {report}")
+    run = "1 cell run" if s.done == 1 else f"{s.done} cells run"
+    print(f"{run}, {s.skipped} already done, {s.failed} failed; report: {report}")
     if s.failed:
         print(f"metabench: {session.failure_paragraph(outcome)}", file=sys.stderr)
         return 1
@@ -155,20 +156,34 @@ def check_report_out(run_dir: Path, out: Path) -> None:
     check_out(out, lambda f: f"--{f}", markers=("summary.csv",))
 
 
+def ledger_identity(ledger) -> tuple:
+    """What a copied run folder shares with its original: its run ids, cells and windows."""
+    import pandas as pd
+
+    def digest(name: str) -> int:
+        rows = ledger.table(name).astype(str)
+        return int(pd.util.hash_pandas_object(rows, index=False).sum())
+
+    return frozenset(ledger.table("runs")["run_id"]), digest("cells"), digest("windows")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.options import COMPARE_MARKERS, check_out
     from bench.report.compare import compare
     from bench.store import Ledger
 
-    seen: dict[Path, Path] = {}
+    seen: dict[object, Path] = {}
     for run_dir in args.run_dirs:
-        if (same := seen.get(run_dir.resolve())) is not None:
-            raise MetabenchError(
-                f"RUN_DIR: expected distinct run folders, found {str(run_dir)!r} and "
-                f"{str(same)!r}, one folder twice (a run compared with itself is x1.0)"
-            )
-        seen[run_dir.resolve()] = run_dir
-        Ledger(run_dir).check()
+        Ledger(run_dir).require()  # read only: a missing folder is not created
+        # the same folder by two paths, or a copy of one (same ledger): x1.0 everywhere
+        for key in (run_dir.resolve(), ledger_identity(Ledger(run_dir))):
+            if (same := seen.get(key)) is not None:
+                raise MetabenchError(
+                    f"RUN_DIR: expected distinct runs, found {str(run_dir)!r} and "
+                    f"{str(same)!r} holding the same runs (one folder twice, or a copy: a "
+                    "run compared with itself is x1.0)"
+                )
+            seen[key] = run_dir
     if args.out is not None:
         check_out(args.out, lambda f: f"--{f}", markers=COMPARE_MARKERS)
     print(compare(args.run_dirs, args.out))

@@ -89,7 +89,8 @@ def test_the_reason_says_whose_energy_a_shared_cell_was_billed(tmp_path):
     assert not s.loc["process", "shared_energy"]
     assert "package's" not in s.loc["process", "shared_energy_reason"]
     assert s.loc["process", "shared_energy_reason"] == (
-        "ran beside other cells on the same CPU package; its CPU and DRAM figures are this "
+        "ran on an executor whose concurrent cells share the CPU package; its CPU and "
+        "DRAM figures are this "
         f"process's share: estimated for this process's CPU time and memory ({PROCESS})"
     )
     assert s.loc["split", "energy_sharing"] == "attributed" and not s.loc["split", "shared_energy"]
@@ -100,7 +101,8 @@ def test_the_reason_says_whose_energy_a_shared_cell_was_billed(tmp_path):
     for m, src in (("whole", "rapl"), ("machine", "estimate:codecarbon")):
         assert s.loc[m, "energy_sharing"] == "shared" and s.loc[m, "shared_energy"]
         assert s.loc[m, "shared_energy_reason"] == (
-            "ran beside other cells on the same CPU package without attribution: its CPU and "
+            "ran on an executor whose concurrent cells share the CPU package, without "
+            "attribution: its CPU and "
             f"DRAM figures ({src}) are the whole package's, counted once per concurrent cell"
         )
     assert s.loc["alone", "energy_sharing"] == "own"

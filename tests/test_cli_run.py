@@ -71,7 +71,7 @@ def test_failed_cells_end_in_one_paragraph_and_a_log(tmp_path, monkeypatch, capf
     assert "Traceback" in log and "second line" in log and "seed1" in log
     monkeypatch.undo()  # the next try succeeds: only the failed cell runs again
     assert cli.main(smoke(out)) == 0
-    assert "1 cells run, 1 already done, 0 failed" in capfd.readouterr().out
+    assert "1 cell run, 1 already done, 0 failed" in capfd.readouterr().out
 
 
 def test_ctrl_c_prints_the_command_that_resumes(tmp_path, monkeypatch, capfd) -> None:
@@ -84,7 +84,7 @@ def test_ctrl_c_prints_the_command_that_resumes(tmp_path, monkeypatch, capfd) ->
     assert command.startswith("metabench run sinusoid-5shot")
     monkeypatch.undo()
     assert cli.main(shlex.split(command)[1:]) == 0
-    assert "1 cells run, 1 already done" in capfd.readouterr().out
+    assert "1 cell run, 1 already done" in capfd.readouterr().out
 
 
 def test_default_run_folder_is_added_to_the_resume_command(tmp_path, monkeypatch) -> None:
@@ -340,3 +340,13 @@ def test_ctrl_c_while_writing_the_report_keeps_the_earlier_one(
     monkeypatch.setattr(writer, "write_report", real)
     assert cli.main(["report", str(out)]) == 0
     assert ",1,done," in (out / "cells.csv").read_text()  # seed 1, kept through Ctrl-C
+
+
+def test_a_method_a_suite_does_not_list_is_a_note(tmp_path, data_root) -> None:
+    # the README's own example: ProtoNets has no regression form, so sinusoid skips it
+    options = RunOptions(("omniglot-5w1s", "sinusoid-5shot"), profile="smoke", device="cpu",
+                         methods=("protonet", "scratch"), out=str(tmp_path / "run"),
+                         data_dir=str(data_root))  # fmt: skip
+    p = session.plan(options)
+    assert "sinusoid-5shot has no protonet: not run for that suite" in p.notes
+    assert len(p.cells) == 3

@@ -40,6 +40,8 @@ def bad_values(tmp: Path) -> tuple[dict[tuple[str, str], list[list[str]]], Path]
     Ledger(run_dir).start_run("test", {})
     other_run = tmp / "b-run"  # another run: its report must keep matching its ledger
     Ledger(other_run).start_run("test", {})
+    copied_run = tmp / "a-run-copy"  # a copy of a-run: the same run ids
+    shutil.copytree(run_dir, copied_run)
     corrupt = tmp / "corrupt"  # a ledger that is not SQLite
     corrupt.mkdir()
     (corrupt / "ledger.sqlite").write_text("garbage")
@@ -106,6 +108,7 @@ def bad_values(tmp: Path) -> tuple[dict[tuple[str, str], list[list[str]]], Path]
             [str(a_folder), str(run_dir)],
             [str(run_dir), str(run_dir)],  # a run compared with itself
             [str(run_dir), str(tmp / "a-run" / ".." / "a-run")],
+            [str(run_dir), str(copied_run)],  # a copy of the same run
             [str(run_dir), ""],
             [str(run_dir), str(corrupt)],
         ],

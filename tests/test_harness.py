@@ -26,10 +26,12 @@ class OpenWindows(TimeMeter):
 
     def __init__(self, min_window_s: float = 0.0) -> None:
         self.open: list[str] = []
+        self.seen: set[str] = set()
         self.min_window_s = min_window_s
 
     def _start(self, window) -> None:
         self.open.append(window.name)
+        self.seen.add(window.name)
 
     def _stop(self, window, seconds):
         self.open.remove(window.name)
@@ -203,6 +205,20 @@ def test_a_cell_whose_scores_are_not_finite_fails(monkeypatch) -> None:
     monkeypatch.setattr(Scratch, "predict_tasks", predict_tasks)
     with pytest.raises(CellDiverged, match=r"diverged: 12 of 12 test episodes scored mse"):
         run(sinusoid(), OpenWindows())
+
+
+def test_a_meta_learner_that_blows_up_stops_at_its_first_nan_checkpoint(monkeypatch) -> None:
+    from bench.methods.maml import MAML
+
+    def predict_many(self, state, query_x):
+        return torch.full((*query_x.shape[:2], 1), float("nan"))
+
+    monkeypatch.setattr(MAML, "predict_many", predict_many)
+    meter = OpenWindows()
+    with pytest.raises(CellDiverged, match=r"validation mse = nan at meta-step \d+ of \d+"):
+        run(sinusoid(), meter, "maml", "batched")
+    # no deploy window was opened: the cell stopped at its first checkpoint
+    assert "adapt" not in meter.seen
 
 
 @pytest.mark.parametrize("execution", ["loop", "batched"])

@@ -84,7 +84,8 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
 
     resumed = subprocess.run(command(suite, killed), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{N_CELLS - at_kill} cells run, {at_kill} already done" in resumed.stdout
+    left = N_CELLS - at_kill
+    assert f"{left} cell{'s' if left > 1 else ''} run, {at_kill} already done" in resumed.stdout
 
     uninterrupted = subprocess.run(command(suite, clean), env=env, capture_output=True, text=True)
     assert uninterrupted.returncode == 0, uninterrupted.stderr

@@ -292,7 +292,8 @@ COLUMNS: list[Col] = [
         (
             "shared_energy_reason",
             "",
-            "empty for own; else what happened, e.g. 'ran beside other cells on the same CPU "
+            "empty for own; else what happened, e.g. 'ran on an executor whose concurrent "
+            "cells share the CPU "
             "package; its CPU and DRAM figures are this process's share: estimated for this "
             "process's CPU time and memory (estimate:codecarbon-process)'",
         ),

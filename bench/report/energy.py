@@ -180,7 +180,8 @@ def sharing(w: pd.DataFrame, cells: pd.DataFrame) -> dict:
         sources = join_sources(pd.concat([whole["cpu_source"], whole["dram_source"]]))
         how = "shared"
         why = (
-            "ran beside other cells on the same CPU package without attribution: its CPU "
+            "ran on an executor whose concurrent cells share the CPU package, without "
+            "attribution: its CPU "
             f"and DRAM figures ({sources}) are the whole package's, counted once per "
             "concurrent cell"
         )
@@ -194,7 +195,11 @@ def sharing(w: pd.DataFrame, cells: pd.DataFrame) -> dict:
         estimated = join_sources(host.loc[~host["attribution"].astype(bool), "cpu_source"])
         if estimated != "none":
             parts.append(f"estimated for this process's CPU time and memory ({estimated})")
-        where = "ran beside other cells on the same CPU package; " if concurrent else ""
+        where = (
+            "ran on an executor whose concurrent cells share the CPU package; "
+            if concurrent
+            else ""
+        )
         why = f"{where}its CPU and DRAM figures are this process's share: " + "; ".join(parts)
     else:
         how, why = "own", ""

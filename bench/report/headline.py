@@ -339,7 +339,9 @@ def suite_headline(
     if ranked["energy_measured"].astype(bool).any():
         h.lines += [x for x in (pareto_line(ranked), breakeven_line(ranked)) if x]
     h.lines.append(source_line(ranked, scope))
-    h.lines += marks.legends(s.assign(label=[_name(r) for _, r in s.iterrows()]))
+    mixed = "normalization" in s and s["normalization"].nunique() > 1
+    labels = [_name(r) + (f" ({r['normalization']})" if mixed else "") for _, r in s.iterrows()]
+    h.lines += marks.legends(s.assign(label=labels))
     return h
 
 

@@ -65,7 +65,8 @@ def _cell(r: pd.Series, c: Column, unit: tuple[float, str] | None = None) -> dic
     """{text, sort, title, sub} of one table cell (sub: a second line, the interval)."""
     value = r.get(c.key)
     cell = _first_line(r, c, value, unit)
-    if c.interval and not _missing(value):
+    # no interval for an exact 0 (from-scratch's E_meta): "0 J (95% CI 0 to 0 J)" says nothing
+    if c.interval and not _missing(value) and value != 0 and "sub" not in cell:
         cell["sub"] = fmt.joules_interval(r.get(f"{c.key}_lo"), r.get(f"{c.key}_hi"))
     return cell
 
@@ -81,7 +82,10 @@ def _first_line(r: pd.Series, c: Column, value: object, unit: tuple[float, str] 
         return {"text": text, "sort": _number(value), "title": ""}
     if c.kind.startswith("breakeven:"):
         be = breakeven(r, c.kind.split(":", 1)[1])
-        return {"text": be.text(), "sort": _number(be.n), "title": be.note}
+        # the interval on a second line, as energy intervals: the answer table fits 1280 px
+        text, _, interval = be.text().partition(" (95% CI ")
+        cell = {"text": text, "sort": _number(be.n), "title": be.note}
+        return cell | ({"sub": f"95% CI {interval.rstrip(')')}"} if interval else {})
     if _missing(value):
         return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":

@@ -67,7 +67,8 @@ SETTING_COLUMNS = [
     Column("deploy_scenario", "deploy scenario", "text"),
     Column("source_meta", "meters, meta-training", "text"),
     Column("source_deploy", "meters, deploy", "text"),
-    Column("foreign_load_max", "foreign CPU load", "share"),
+    Column("foreign_load", "foreign CPU load (time-weighted)", "share"),
+    Column("foreign_load_max", "foreign CPU load, worst window", "share"),
     Column("shared_energy_reason", "shared energy", "text"),
 ]
 

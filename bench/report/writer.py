@@ -184,7 +184,7 @@ def figure_list(
             suite,
             f"{suite}-components",
             f"{suite}: energy per task at N = {n} split into GPU, CPU and DRAM, each with "
-            "the meter (or model) behind it; estimated parts hatched.",
+            "the meter (or model) behind it; estimated parts lighter.",
             bars.component_bars(s, styles),
         )
         yield (

@@ -343,6 +343,13 @@ def connect(address: str, wait_workers: int, progress: bool = True) -> Iterator:
     listens there or what listens is not a Dask scheduler (e.g. its HTTP dashboard)."""
     from distributed import Client
 
+    if progress:  # a silent port takes the whole timeout to give up: say what is happening
+        print(
+            f"metabench: connecting to the Dask scheduler at {address} (gives up after "
+            f"{CONNECT_TIMEOUT_S + HANDSHAKE_TIMEOUT_S} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     check_scheduler(address)
     try:
         client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")

@@ -201,7 +201,8 @@ class DeployPhase:
         last = windows[-1]
         warning = (
             f"stream scenario: {differ} of {len(stream)} sampled episodes scored differently "
-            "from the batch scenario (the batch scores are recorded)"
+            "from the batch scenario (float32 round-off of one task per call against many, "
+            "amplified by the adaptation's training steps; the batch scores are recorded)"
         )
         m = dataclasses.replace(last.measurement, warnings=(*last.measurement.warnings, warning))
         windows[-1] = dataclasses.replace(last, measurement=m)

@@ -198,10 +198,17 @@ class CellRunner:
 
         def checkpoint(step: int) -> None:
             self.close_meta_window(step)
+            score = self.validate(step)
+            if not math.isfinite(score):  # no step after this one can recover: stop now
+                raise CellDiverged(
+                    f"diverged: validation {self.suite.score_name} = {score} at meta-step "
+                    f"{step} of {steps} (training blew up; lower the method's learning rates "
+                    f"in {self.suite.path})"
+                )
             self.result.checkpoints.append(
                 Checkpoint(
                     step,
-                    self.validate(step),
+                    score,
                     self._meta["seconds"],
                     self._meta["joules"] if self._meta["measured"] else None,
                 )

@@ -106,6 +106,7 @@ def plan(o: RunOptions, name: Naming = cli_name) -> Plan:
     methods = list(o.methods) if o.methods is not None else None
     cells = expand_grid(suites, methods, seeds, device, threads=threads, execution=o.execution)
     cells, notes = distinct_cells(cells)
+    notes += skipped_methods(suites, methods)
     if note := contention_note(o, device, threads):
         notes.append(note)
     try:  # bench.energy.carbon names the flags as the command line spells them
@@ -144,6 +145,17 @@ def check_methods(suites: list[Suite], methods, name: Naming) -> None:
                 f"{name('methods')}: expected methods of the chosen suites ({', '.join(known)}), "
                 f"found {m!r}{did_you_mean(m, known)}"
             )
+
+
+def skipped_methods(suites: list[Suite], methods: list[str] | None) -> list[str]:
+    """A note per suite that does not list some of the requested methods (ProtoNets has
+    no regression form): those cells are not planned, and the user should know."""
+    notes = []
+    for s in suites:
+        missing = [m for m in methods or () if m not in {x.name for x in s.methods}]
+        if missing:
+            notes.append(f"{s.name} has no {', '.join(missing)}: not run for that suite")
+    return notes
 
 
 def check_run_dir(run_dir: Path, name: Naming) -> None:

@@ -1,1 +1,0 @@
-/dev/fd/3: line 106: metabench: command not found
