@@ -283,7 +283,7 @@ def test_two_seeds_give_both_intervals_each_labelled():
 
 def test_flagged_rows_carry_marks_with_a_legend_line():
     meta = row(
-        "protonet", 0.9, 100.0, 0.1, foreign_load_flag=True, foreign_load_mean=0.45,
+        "protonet", 0.9, 100.0, 0.1, foreign_load_flag=True, foreign_load=0.45,
         foreign_load_max=0.8, shared_energy=True,
         shared_energy_reason="ran beside other cells on the same CPU package",
     )  # fmt: skip

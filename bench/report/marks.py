@@ -46,7 +46,7 @@ def row_marks(r: pd.Series) -> str:
 
 
 def _load_text(r: pd.Series) -> str:
-    mean, top = r.get("foreign_load_mean"), r.get("foreign_load_max")
+    mean, top = r.get("foreign_load"), r.get("foreign_load_max")
     if isinstance(mean, float) and mean == mean:
         return f"{mean:.0%} time-weighted" + (
             f", up to {top:.0%}" if isinstance(top, float) and top == top else ""
