@@ -174,9 +174,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     seen: dict[object, Path] = {}
     for run_dir in args.run_dirs:
-        Ledger(run_dir).require()  # read only: a missing folder is not created
+        ledger = Ledger(run_dir)
+        ledger.check()  # an older report folder has results.csv and no ledger
         # the same folder by two paths, or a copy of one (same ledger): x1.0 everywhere
-        for key in (run_dir.resolve(), ledger_identity(Ledger(run_dir))):
+        keys = [run_dir.resolve()] + ([ledger_identity(ledger)] if ledger.path.is_file() else [])
+        for key in keys:
             if (same := seen.get(key)) is not None:
                 raise MetabenchError(
                     f"RUN_DIR: expected distinct runs, found {str(run_dir)!r} and "

@@ -103,6 +103,7 @@ def test_a_report_folder_without_ledger_is_read_from_results_csv(two_runs, tmp_p
     for col in ("meta_train_s", "meta_train_j", "deploy_j", "score_mean"):
         pd.testing.assert_series_equal(from_csv[col], from_ledger[col], check_names=False)
     assert "×0.5" in compare([report, b])
+    assert main(["compare", str(report), str(b)]) == 0  # the command reads it too
 
 
 def test_cpu_reference_against_h200(tmp_path):

@@ -178,8 +178,10 @@ def compare_table(merged: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
                     value = r[f"{phase}_{unit}@{label}"]
                     row[f"{name}@{label}"] = value
                     if label != first:
+                        # a phase one run did not record (e.g. setup windows, newer than
+                        # an older ledger) has no ratio, not x0
                         row[f"{name} ratio {label}/{first}"] = (
-                            value / base if base and base == base else math.nan
+                            value / base if base and value and base == base else math.nan
                         )
             if all(row[f"seconds@{x}"] in (0.0,) for x in labels):
                 continue  # a phase no run has (e.g. meta_train of from-scratch)
