@@ -150,3 +150,20 @@ def test_cells_run_under_foreign_load_are_noted(tmp_path, capsys):
     page = (tmp_path / "cmp" / "compare.html").read_text()
     assert 'id="foreign-load"' in page and "busy: toy/protonet/seed 0" in page
     assert "Foreign" not in compare([a, a], None)
+
+
+def test_a_phase_only_one_run_recorded_has_no_ratio(tmp_path):
+    # an older ledger has no setup windows: its ratio is missing, never x0
+    from ledger_factory import Win, cpu
+
+    a = toy_ledger(tmp_path / "old")
+    with_setup = [
+        dataclasses.replace(s, windows=[Win("setup", 1, 0.5, cpu(5.0)), *s.windows])
+        for s in toy_specs()
+    ]
+    b = write_ledger(tmp_path / "new", with_setup)
+    compare([a, b], tmp_path / "cmp")
+    table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    setup = table[table["phase"] == "setup"]
+    assert len(setup) and setup["joules ratio new/old"].isna().all()
+    assert setup["joules@new"].gt(0).all()
