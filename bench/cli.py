@@ -129,12 +129,15 @@ def format_live(m) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.run.folder import publish_report
+    from bench.run.folder import lock_holder, publish_report
     from bench.store import Ledger
 
     Ledger(args.run_dir).require()
     if args.out is not None:
         check_report_out(args.run_dir, args.out)
+    if args.out is None or args.out.resolve() == args.run_dir.resolve():
+        # a running `metabench run` rewrites this folder's report when it ends
+        lock_holder(args.run_dir, "")
     print(f"report: {publish_report(args.run_dir, args.out, args.energy_scope)}")
     return 0
 

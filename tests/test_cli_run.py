@@ -274,6 +274,17 @@ def test_a_second_run_into_the_same_folder_stops_naming_the_first(
     lock_holder(out)  # released at the end
 
 
+def test_a_report_into_a_folder_a_run_is_writing_is_refused(tmp_path, capfd) -> None:
+    out = tmp_path / "run"
+    assert cli.main(smoke(out, "0")) == 0
+    capfd.readouterr()
+    with RunLock(out, "metabench run sinusoid-5shot --out run"):
+        assert cli.main(["report", str(out)]) == 2
+        assert "in use by another metabench run" in capfd.readouterr().err
+        assert cli.main(["report", str(out), "--out", str(tmp_path / "copy")]) == 0  # elsewhere
+    assert cli.main(["report", str(out)]) == 0
+
+
 def test_suites_with_the_same_cells_run_each_cell_once(tmp_path) -> None:
     text = (REPO / "suites" / "sinusoid-5shot.toml").read_text()
     for name in ("a", "b"):
