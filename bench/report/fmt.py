@@ -115,18 +115,20 @@ def _whole(value: float, step: float, open_end: str) -> str:
     return f"{int(rounded):,}"
 
 
-def tasks(n: float, lo: float = math.nan, hi: float = math.nan, open_end: str = "never") -> str:
-    """N* in tasks with its 95% interval, keeping only the digits the interval supports:
+def tasks_parts(
+    n: float, lo: float = math.nan, hi: float = math.nan, open_end: str = "never"
+) -> tuple[str, str]:
+    """(estimate, interval) of N* in tasks, keeping only the digits the interval supports:
     the estimate is rounded to the decade of the interval's shorter finite arm (whole tasks,
     at most three significant digits, at least its own leading one), each end to that step
     or its own leading digit if finer. A lower end of 0 prints 0 (resamples that were
     cheaper from the first task); an infinite upper end prints `open_end` ("never" for
-    "after N*": resamples that never pay back).
+    "after N*": resamples that never pay back). The interval is "" without one.
 
-    (116.96, 44.9, 255.6) -> "120 tasks (95% CI 40 to 260)"; (40, 8, inf) -> "40 tasks
-    (95% CI 8 to never)"; (116.94) -> "117 tasks"; NaN -> "—"."""
+    (116.96, 44.9, 255.6) -> ("120 tasks", "95% CI 40 to 260"); (40, 8, inf) -> ("40 tasks",
+    "95% CI 8 to never"); (116.94) -> ("117 tasks", ""); NaN -> ("—", "")."""
     if is_missing(n):
-        return "—"
+        return "—", ""
     has_ci = not (is_missing(lo) or is_missing(hi))
     arms = [a for a in (n - lo, hi - n) if has_ci and math.isfinite(a) and a > 0]
     top = max(_decade(n), 1.0)
@@ -134,13 +136,19 @@ def tasks(n: float, lo: float = math.nan, hi: float = math.nan, open_end: str = 
     step = min(max(_decade(min(arms)), finest), top) if arms else finest
     text = _whole(n, step, open_end)
     text += " task" if text == "1" else " tasks"
-    if has_ci:
-        ends = [
-            _whole(e, max(min(step, _decade(e)), 1.0) if math.isfinite(e) else step, open_end)
-            for e in (lo, hi)
-        ]
-        text += f" (95% CI {ends[0]} to {ends[1]})"
-    return text
+    if not has_ci:
+        return text, ""
+    ends = [
+        _whole(e, max(min(step, _decade(e)), 1.0) if math.isfinite(e) else step, open_end)
+        for e in (lo, hi)
+    ]
+    return text, f"95% CI {ends[0]} to {ends[1]}"
+
+
+def tasks(n: float, lo: float = math.nan, hi: float = math.nan, open_end: str = "never") -> str:
+    """tasks_parts on one line: "120 tasks (95% CI 40 to 260)", "117 tasks", "—"."""
+    text, interval = tasks_parts(n, lo, hi, open_end)
+    return f"{text} ({interval})" if interval else text
 
 
 def _score_parts(value: float, ci: float, lower_better: bool) -> tuple[str, str, str, str]:

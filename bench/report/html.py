@@ -83,9 +83,9 @@ def _first_line(r: pd.Series, c: Column, value: object, unit: tuple[float, str] 
     if c.kind.startswith("breakeven:"):
         be = breakeven(r, c.kind.split(":", 1)[1])
         # the interval on a second line, as energy intervals: the answer table fits 1280 px
-        text, _, interval = be.text().partition(" (95% CI ")
+        text, interval = be.parts()
         cell = {"text": text, "sort": _number(be.n), "title": be.note}
-        return cell | ({"sub": f"95% CI {interval.rstrip(')')}"} if interval else {})
+        return cell | ({"sub": interval} if interval else {})
     if _missing(value):
         return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":

@@ -24,10 +24,10 @@ REPORT_GENERATOR = "metabench report"
 
 def _ours(page: Path) -> bool:
     """A report page metabench wrote (not a user's site/index.html)."""
-    return (
-        page.is_file()
-        and f'content="{REPORT_GENERATOR}"' in page.read_text(errors="replace")[:2000]
-    )
+    if not page.is_file():
+        return False
+    with open(page, errors="replace") as f:  # the tag is in the head: a page can be MBs
+        return f'content="{REPORT_GENERATOR}"' in f.read(2000)
 
 
 def _is_run(folder: Path) -> bool:

@@ -43,10 +43,20 @@ class BreakEven:
         """The break-even in words, the same in every table, plot and summary.md:
         "after 120 tasks (95% CI 90 to 170)", "until 40 tasks (95% CI 8 to no limit)",
         "from the first task", "never", "less accurate", ..."""
+        words, interval = self.parts()
+        return f"{words} ({interval})" if interval else words
+
+    def parts(self) -> tuple[str, str]:
+        """(words, interval): text() with its 95% interval apart ("" when none), for a
+        table cell that prints the interval on a second line."""
         if self.has_number:
-            if self.status == "until":  # an infinite end: cheaper for every N
-                return "until " + fmt.tasks(self.n, self.lo, self.hi, open_end="no limit")
-            return "after " + fmt.tasks(self.n, self.lo, self.hi)
+            # until: an infinite end means cheaper for every N
+            open_end = "no limit" if self.status == "until" else "never"
+            words, interval = fmt.tasks_parts(self.n, self.lo, self.hi, open_end=open_end)
+            return f"{self.status} {words}", interval
+        return self._status_words(), ""
+
+    def _status_words(self) -> str:
         return {
             "from_first_task": "from the first task",
             "never": "never",
