@@ -60,7 +60,7 @@ def test_report_never_writes_beside_its_folder(tmp_path):
 def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
     runs = tmp_path / "reports"
     write_report(toy_ledger(runs / "a"))
-    toy_ledger(runs / "b")  # a ledger without a page yet
+    add_failed(toy_ledger(runs / "b"), "toy", "maml", seed=3)  # no page yet, a cell failed
     (runs / "not-a-run").mkdir()
     (runs / "site").mkdir()  # a user's own web page is not a run (review of 15, item 14)
     (runs / "site" / "index.html").write_text("<html>my site</html>")
@@ -69,6 +69,8 @@ def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
     assert main(["index", str(runs)]) == 0
     html = (runs / "index.html").read_text()
     assert 'href="a/index.html"' in html and "metabench report b" in html
+    assert html.count("toy / maml / seed 3") == 1  # the partly failed run names its cell
+    assert html.count("<td>none</td>") == 1  # run a: every cell finished
     assert "not-a-run" not in html and "site" not in html
     # a corrupt ledger is listed with its problem, not with a command that would fail
     assert "corrupt (ledger.sqlite is not a readable metabench ledger)" in html

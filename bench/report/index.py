@@ -34,15 +34,20 @@ def _is_run(folder: Path) -> bool:
     return folder.is_dir() and ((folder / LEDGER_NAME).is_file() or _ours(folder / "index.html"))
 
 
-def _problem(folder: Path) -> str:
-    """Why the folder's ledger cannot be reported ("" when it can, or has no ledger)."""
+def _ledger_state(folder: Path) -> tuple[str, list[str] | None]:
+    """Why the folder's ledger cannot be reported ("" when it can, or has no ledger), and
+    its failed cells as "suite / method / seed N" (a partly failed run says which; None
+    when there is no readable ledger to tell)."""
     if not (folder / LEDGER_NAME).is_file():
-        return ""
+        return "", None
     try:
-        Ledger(folder).check()
+        ledger = Ledger(folder)
+        ledger.check()
+        cells = ledger.table("cells")
     except MetabenchError:
-        return f"{LEDGER_NAME} is not a readable metabench ledger"
-    return ""
+        return f"{LEDGER_NAME} is not a readable metabench ledger", None
+    failed = cells[cells["status"] == "failed"].sort_values(["suite", "method", "seed"])
+    return "", [f"{r.suite} / {r.method} / seed {r.seed}" for r in failed.itertuples()]
 
 
 def _run_row(folder: Path) -> dict:
@@ -54,10 +59,12 @@ def _run_row(folder: Path) -> dict:
         suites = ", ".join(sorted(set(s.get("suite", []))))
         methods = ", ".join(sorted(set(s.get("method", []))))
     stamp = (page if has_page else ledger).stat().st_mtime
+    problem, failed = _ledger_state(folder)
     return {
         "name": folder.name,
         "href": f"{folder.name}/index.html" if has_page else "",
-        "problem": _problem(folder),
+        "problem": problem,
+        "failed": failed,
         "suites": suites,
         "methods": methods,
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)),
