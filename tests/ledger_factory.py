@@ -3,6 +3,7 @@ so report tests depend neither on the meters nor on running any method."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def _insert_cell(con, s: CellSpec) -> None:
             "run_id": RUN_ID,
             "suite": s.suite,
             "suite_path": s.suite_path or f"suites/{s.suite}.toml",
-            "suite_sha256": s.suite_sha256 or "sha-" + s.suite,
+            "suite_sha256": s.suite_sha256 or hashlib.sha256(s.suite.encode()).hexdigest(),
             "profile": "smoke",
             "dataset": "toy",
             "split": "default",

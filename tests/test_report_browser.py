@@ -81,9 +81,9 @@ def test_report_page_renders_cleanly(driver, tmp_path):
     assert set(rows) == {f"{s.suite}/{s.method}" for s in toy_specs()}
     assert "toy / maml / seed 0" in driver.find_element("id", "unfinished").text
 
-    # the answer columns are visible at 1280 px without scrolling sideways
+    # the answer and provenance tables are visible at 1280 px without scrolling sideways
     overflow = driver.execute_script(
-        "return [...document.querySelectorAll('#answers table')]"
+        "return [...document.querySelectorAll('#answers table, #provenance table')]"
         ".map(t => t.getBoundingClientRect().right - t.parentElement.getBoundingClientRect().right)"
     )
     assert overflow and max(overflow) <= 1, overflow

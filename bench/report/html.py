@@ -43,10 +43,10 @@ class Column:
     """One table column: `key` in the row, header `title`, how cells read (`kind`), an
     optional boolean row key `mark` that appends ≈ (estimated), and header help text.
 
-    kinds: text | num | int | energy (J, kJ, MJ) | grams (one unit per column, µg to t) |
-    seconds | share | score (with its pooled CI) | score_ci (a second CI of score_mean) |
-    breakeven:<baseline>. With `interval`, the cell's second line is the 95% interval of
-    `<key>_lo` / `<key>_hi`."""
+    kinds: text | digest (a hash, shortened) | num | int | energy (J, kJ, MJ) |
+    grams (one unit per column, µg to t) | seconds | share | score (with its pooled CI) |
+    score_ci (a second CI of score_mean) | breakeven:<baseline>. With `interval`, the
+    cell's second line is the 95% interval of `<key>_lo` / `<key>_hi`."""
 
     key: str
     title: str
@@ -90,6 +90,8 @@ def _first_line(r: pd.Series, c: Column, value: object, unit: tuple[float, str] 
         return {"text": _empty_text(r, c), "sort": "", "title": ""}
     if c.kind == "text":
         return {"text": str(value), "sort": str(value), "title": ""}
+    if c.kind == "digest":  # 12 hex digits identify a file; the whole hash is the tooltip
+        return {"text": f"{str(value)[:12]}…", "sort": str(value), "title": str(value)}
     formats: dict[str, Callable[[float], str]] = {
         "energy": fmt.joules,
         "grams": lambda v: fmt.grams(v, unit=unit),

@@ -189,7 +189,7 @@ def provenance_context(t: LedgerTables) -> dict:
     cols = [
         Column("suite", "suite", "text"),
         Column("suite_path", "file", "text"),
-        Column("suite_sha256", "sha256", "text"),
+        Column("suite_sha256", "sha256", "digest"),
         Column("profile", "profile", "text"),
         Column("dataset", "dataset", "text"),
         Column("split", "split", "text"),
