@@ -15,7 +15,7 @@ pytest.importorskip("distributed")
 from distributed import LocalCluster
 
 from bench.cli import main
-from bench.run import dask_executor as dx
+from bench.run import dask_cluster as dx
 
 
 def dask_run(address: str, out: Path, device: str = "cpu") -> list[str]:

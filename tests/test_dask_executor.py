@@ -28,6 +28,7 @@ from bench.cli import main
 from bench.energy.base import Measurement, MeterBase, TimeMeter, Window
 from bench.errors import MetabenchError
 from bench.options import RunOptions, check_run_options
+from bench.run import dask_cluster
 from bench.run import dask_executor as dx
 from bench.run.executors import LocalExecutor
 from bench.run.grid import DEFAULT_THREADS, Cell, expand_grid
@@ -132,7 +133,7 @@ def row_counts(run_dir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = dx.start_local_cluster(2, "cpu", 1, retries=dx.DEFAULT_RETRIES)
+    cluster = dask_cluster.start_local_cluster(2, "cpu", 1, retries=dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as c:
         yield c
 
@@ -162,12 +163,12 @@ def test_executor_flags_are_checked() -> None:
 
 
 def test_gpu_workers_own_one_gpu_each() -> None:
-    specs = dx.worker_specs(2, ["3", "5"], threads=4)
+    specs = dask_cluster.worker_specs(2, ["3", "5"], threads=4)
     options = [s["options"] for s in specs.values()]
     assert [o["env"]["CUDA_VISIBLE_DEVICES"] for o in options] == ["3", "5"]
     assert all(o["resources"] == {"GPU": 1} and o["nthreads"] == 1 for o in options)
     assert all(o["env"]["OMP_NUM_THREADS"] == "4" for o in options)
-    cpu = dx.worker_specs(3, [], threads=1)
+    cpu = dask_cluster.worker_specs(3, [], threads=1)
     assert all(
         "resources" not in s["options"] and s["options"]["env"]["OMP_NUM_THREADS"] == "1"
         for s in cpu.values()
@@ -176,11 +177,11 @@ def test_gpu_workers_own_one_gpu_each() -> None:
 
 def test_dask_local_workers_fit_the_cores_at_the_cells_threads(monkeypatch) -> None:
     monkeypatch.setattr(dx, "cpu_count", lambda: 16)
-    assert dx.default_workers("cpu", 4) == 4  # workers x threads <= cores
-    assert dx.default_workers("cpu", 3) == 5
-    assert dx.default_workers("cpu", 16) == 1
+    assert dask_cluster.default_workers("cpu", 4) == 4  # workers x threads <= cores
+    assert dask_cluster.default_workers("cpu", 3) == 5
+    assert dask_cluster.default_workers("cpu", 16) == 1
     monkeypatch.setattr(dx, "cpu_count", lambda: 2)
-    assert dx.default_workers("cpu", 4) == 1  # at least one
+    assert dask_cluster.default_workers("cpu", 4) == 1  # at least one
 
 
 def test_cells_pickle_and_replies_are_small(tmp_path: Path) -> None:

@@ -142,15 +142,16 @@ def open_executor(
         return
     from distributed import Client
 
+    from bench.run import dask_cluster
     from bench.run import dask_executor as dx
 
     if kind == "dask":
-        with dx.connect(scheduler, wait_workers or 1, progress) as client:
-            dx.require_gpu_workers(client, device)
+        with dask_cluster.connect(scheduler, wait_workers or 1, progress) as client:
+            dask_cluster.require_gpu_workers(client, device)
             yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)
         return
     if kind != "dask-local":
         raise MetabenchError(f"--executor: expected local, dask or dask-local, found {kind!r}")
-    cluster = dx.start_local_cluster(workers, device, threads, dx.DEFAULT_RETRIES)
+    cluster = dask_cluster.start_local_cluster(workers, device, threads, dx.DEFAULT_RETRIES)
     with cluster, Client(cluster) as client:
         yield dx.DaskExecutor(client, meter_factory, data_root, progress=progress)

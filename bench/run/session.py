@@ -188,7 +188,7 @@ def contention_note(o: RunOptions, device: str, threads: int) -> str | None:
     """dask-local workers x threads beyond the cores: every cell competes for them."""
     if o.executor != "dask-local" or device != "cpu":
         return None
-    from bench.run.dask_executor import default_workers
+    from bench.run.dask_cluster import default_workers
 
     workers = o.workers or default_workers(device, threads)
     if workers * threads <= cpu_count():
