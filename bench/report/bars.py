@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from bench.report import fmt
-from bench.report.plots import SMALL_PT, new_figure, row_label
+from bench.report.figure import SMALL_PT, new_figure, row_label
 from bench.report.reading import lower_better
 from bench.report.styles import Style
 

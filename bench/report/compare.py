@@ -24,9 +24,9 @@ from bench.errors import MetabenchError
 from bench.report import fmt
 from bench.report.aggregate import enrich_windows
 from bench.report.energy import row_flags
+from bench.report.figure import SMALL_PT, log_axes, new_figure, to_svg
 from bench.report.html import environment
 from bench.report.marks import FOREIGN
-from bench.report.plots import SMALL_PT, log_axes, new_figure, to_svg
 from bench.store import LEDGER_NAME
 
 MATCH = ("suite", "method", "seed", "profile", "precision", "normalization", "execution")

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.report.plots import legend_below, new_figure
+from bench.report.figure import legend_below, new_figure
 
 KIND_LINES = {"gpu": ("-", "#0072B2"), "cpu": ("--", "#D55E00"), "dram": (":", "#009E73")}
 PHASE_SHADES = {

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.errors import MetabenchError
-from bench.report import bars, plots, timeline
+from bench.report import bars, figure, plots, timeline
 from bench.report.aggregate import (
     LedgerTables,
     enrich_windows,
@@ -212,8 +212,8 @@ def figures(t: LedgerTables, summary: pd.DataFrame, out: Path, energy_scope: str
             {
                 "name": name,
                 "caption": caption,
-                "svg": plots.to_svg(fig, name),
-                "wide": fig.get_figwidth() > plots.WIDTH_IN,
+                "svg": figure.to_svg(fig, name),
+                "wide": fig.get_figwidth() > figure.WIDTH_IN,
             }
         )
         plt.close(fig)
