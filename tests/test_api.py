@@ -8,37 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from suite_files import sinusoid_suite
 
 import bench
 from bench.errors import MetabenchError
 from bench.methods import METHODS
 from bench.registry import Registry
-
-TINY = """
-dataset = "sinusoid"
-split = "default"
-task = "regression"
-n_way = 1
-k_shot = 5
-n_query = 20
-n_test_episodes = 600
-seeds = [0]
-target_score = 0.5
-[methods.scratch]
-lr = 0.01
-[methods.{extra}]
-lr = 0.01
-[profiles.smoke]
-n_test_episodes = 4
-n_val_episodes = 2
-idle_s = 0
-[profiles.smoke.methods.scratch]
-steps = 2
-[profiles.smoke.methods.{extra}]
-steps = 3
-[profiles.standard]
-[profiles.paper]
-"""
 
 
 @pytest.fixture
@@ -82,8 +57,7 @@ def test_entry_points_register_methods_and_keep_broken_ones_apart(plugin) -> Non
 
 def test_a_plugin_method_runs_in_a_suite_and_loads_back(plugin, tmp_path) -> None:
     METHODS.load_entry_points("metabench.methods")
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY.format(extra="copycat"))
+    suite = sinusoid_suite(tmp_path / "tiny.toml", {"scratch": 2, "copycat": 3})
     out = tmp_path / "run"
     outcome = bench.run_suites([str(suite)], profile="smoke", out=str(out), progress=False)
     assert (outcome.summary.done, outcome.summary.failed) == (2, 0)

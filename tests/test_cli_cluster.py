@@ -19,32 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from suite_files import sinusoid_suite
 
 pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parent.parent
 DASK = Path(sys.executable).parent / "dask"
-SUITE = """
-dataset = "sinusoid"
-split = "default"
-task = "regression"
-n_way = 1
-k_shot = 5
-n_query = 20
-n_test_episodes = 600
-seeds = [0, 1]
-target_score = 0.5
-[methods.scratch]
-lr = 0.01
-[profiles.smoke]
-n_test_episodes = 4
-n_val_episodes = 2
-idle_s = 0
-[profiles.smoke.methods.scratch]
-steps = 2
-[profiles.standard]
-[profiles.paper]
-"""
 
 
 def free_port() -> int:
@@ -108,8 +88,7 @@ def driver(suite: Path, device: str, scheduler: str, out: Path) -> subprocess.Co
 
 
 def test_documented_cluster_commands_run_from_a_driver_without_gpu(scheduler, tmp_path) -> None:
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(SUITE)
+    suite = sinusoid_suite(tmp_path / "tiny.toml", {"scratch": 2}, seeds=(0, 1))
     cuda = driver(suite, "cuda", scheduler, tmp_path / "cuda")
     assert "Traceback" not in cuda.stderr
     assert cuda.returncode != 2 and "error: --device" not in cuda.stderr  # the driver ran

@@ -23,6 +23,7 @@ import torch
 pytest.importorskip("distributed")
 import cloudpickle
 from distributed import Client
+from suite_files import sinusoid_suite
 
 from bench.cli import main
 from bench.energy.base import Measurement, MeterBase, TimeMeter, Window
@@ -74,24 +75,6 @@ train_query = 2
 steps = 1
 """
 )
-SINUSOID = """
-dataset = "sinusoid"
-split = "default"
-task = "regression"
-n_way = 1
-k_shot = 5
-n_query = 20
-n_test_episodes = 600
-seeds = [{seeds}]
-target_score = 0.5
-[methods.scratch]
-lr = 0.01
-""" + TINY_PROFILES.format(
-    methods="""
-[profiles.smoke.methods.scratch]
-steps = {steps}
-"""
-)
 
 
 def data_root() -> Path:
@@ -102,11 +85,12 @@ def data_root() -> Path:
     return root
 
 
-def write_suites(folder: Path, seeds: str = "0, 1", steps: int = 2) -> list[Path]:
+def write_suites(folder: Path, seeds: tuple[int, ...] = (0, 1), steps: int = 2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    omni, sin = folder / "omni-tiny.toml", folder / "sin-tiny.toml"
+    omni = folder / "omni-tiny.toml"
     omni.write_text(OMNIGLOT)
-    sin.write_text(SINUSOID.format(seeds=seeds, steps=steps))
+    smoke = {"n_test_episodes": 6, "n_checkpoints": 1}
+    sin = sinusoid_suite(folder / "sin-tiny.toml", {"scratch": steps}, seeds, **smoke)
     return [omni, sin]
 
 
@@ -306,7 +290,7 @@ def always_fail(label: str, cell: Cell, *args):
 
 
 def test_killed_driver_resumes_without_recomputing(client, tmp_path: Path) -> None:
-    suites = write_suites(tmp_path / "suites", seeds="0, 1, 2, 3, 4, 5", steps=20)[1:]
+    suites = write_suites(tmp_path / "suites", seeds=(0, 1, 2, 3, 4, 5), steps=20)[1:]
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "METABENCH_DATA": str(data_root())}
     # The driver joins the test's cluster as a user's driver joins a remote one; kill -9
