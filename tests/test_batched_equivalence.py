@@ -21,7 +21,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from method_factory import ALL, SMALL, build_float64, random_tasks
 
 import bench.methods.backbones as backbones
 from bench.data.episodes import Episode
@@ -29,18 +29,6 @@ from bench.methods import METHODS, TaskSpec
 
 T = 3
 META = ["maml", "fomaml", "anil", "metasgd", "learned_opt"]  # meta-gradient methods
-ALL = [
-    "protonet",
-    "scratch",
-    "maml",
-    "fomaml",
-    "reptile",
-    "anil",
-    "metasgd",
-    "learned_opt",
-    "transfer",
-]
-SMALL = {"protonet": {}, "scratch": {"steps": 3}, "transfer": {"steps": 3}}
 LEARNED_OPT = {"hidden": 4}
 TASKS = {
     "conv4": TaskSpec("classification", 3, 2, 3, (1, 16, 16)),
@@ -64,41 +52,15 @@ def small_and_single_threaded(monkeypatch):
 
 
 def build(name: str, task: TaskSpec, execution: str):
-    cls = METHODS.get(name)
-    kw = SMALL.get(name, {"test_inner_steps": 2, "inner_steps": 2, "meta_batch": T})
-    if name == "learned_opt":
-        kw = {**kw, **LEARNED_OPT}
-    method = cls(
-        dataclasses.replace(task, execution=execution),
-        cls.Params(**kw),
-        torch.device("cpu"),
-        seed=0,
+    meta_batch = {} if name in SMALL else {"meta_batch": T}
+    extra = LEARNED_OPT if name == "learned_opt" else {}
+    return build_float64(
+        name, dataclasses.replace(task, execution=execution), **meta_batch, **extra
     )
-    for value in vars(method).values():
-        if isinstance(value, nn.Module):
-            value.to(torch.float64)
-    return method
 
 
 def tasks(task: TaskSpec, seed: int = 0):
-    """T episodes stacked: support_x [T, n_s, *x], support_y, query_x, query_y (float64)."""
-    g = torch.Generator().manual_seed(seed)
-    n_s, n_q = task.n_way * task.k_shot, task.n_way * task.n_query
-    if task.backbone == "text":
-        ids = torch.randint(1, 2048, (T, n_s + n_q, *task.x_shape), generator=g)
-        ids[..., 9:] = 0
-        x = ids.double()
-    else:
-        x = torch.rand(T, n_s + n_q, *task.x_shape, generator=g, dtype=torch.float64)
-    if task.kind == "classification":
-        labels = torch.arange(task.n_way)
-        y = torch.cat(
-            [labels.repeat_interleave(task.k_shot), labels.repeat_interleave(task.n_query)]
-        )
-        y = y.expand(T, -1)
-    else:
-        y = torch.sin(3 * x)
-    return x[:, :n_s], y[:, :n_s], x[:, n_s:], y[:, n_s:]
+    return random_tasks(task, T, seed)
 
 
 def assert_close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:

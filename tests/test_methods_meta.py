@@ -8,6 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from method_factory import ALL
 from torch import nn
 from torch.func import functional_call
 
@@ -181,27 +182,14 @@ def state_hash(method) -> str:
     return h.hexdigest()
 
 
-ALL_METHODS = [
-    "protonet",
-    "scratch",
-    "maml",
-    "fomaml",
-    "reptile",
-    "anil",
-    "metasgd",
-    "learned_opt",
-    "transfer",
-]
-
-
 SMALL = {"protonet": {}, "scratch": {"steps": 2}, "transfer": {"steps": 2}}  # keep it quick
 
 
 def test_every_method_is_registered() -> None:
-    assert set(ALL_METHODS) <= set(METHODS.names())
+    assert set(ALL) <= set(METHODS.names())
 
 
-@pytest.mark.parametrize("name", ALL_METHODS)
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("task", [CLASSIFICATION, REGRESSION], ids=["cls", "reg"])
 def test_adapt_never_changes_the_method(name: str, task: TaskSpec) -> None:
     cls = METHODS.get(name)

@@ -15,25 +15,13 @@ import dataclasses
 
 import pytest
 import torch
-from torch import nn
+from method_factory import ALL, build_float64, random_tasks
 
 import bench.methods.backbones as backbones
-from bench.methods import METHODS, TaskSpec
+from bench.methods import TaskSpec
 from bench.methods.functional import expanded
 
-ALL = [
-    "protonet",
-    "scratch",
-    "maml",
-    "fomaml",
-    "reptile",
-    "anil",
-    "metasgd",
-    "learned_opt",
-    "transfer",
-]
 BATCH_STATS = set(ALL) - {"protonet", "transfer"}  # methods whose BatchNorm uses batch statistics
-SMALL = {"protonet": {}, "scratch": {"steps": 3}, "transfer": {"steps": 3}}
 IMAGE = TaskSpec("classification", 3, 2, 4, (1, 28, 28))  # Omniglot-shaped (Conv-4)
 TEXT = TaskSpec("classification", 3, 2, 4, (12,), backbone="text")
 
@@ -44,29 +32,13 @@ def small_conv4(monkeypatch):
 
 
 def build(name: str, task: TaskSpec, normalization: str):
-    cls = METHODS.get(name)
-    params = cls.Params(**SMALL.get(name, {"test_inner_steps": 2, "inner_steps": 2}))
-    method = cls(
-        dataclasses.replace(task, normalization=normalization), params, torch.device("cpu"), seed=0
-    )
-    for value in vars(method).values():
-        if isinstance(value, nn.Module):
-            value.to(torch.float64)
-    return method
+    return build_float64(name, dataclasses.replace(task, normalization=normalization))
 
 
 def task_data(task: TaskSpec, seed: int = 0):
-    """support_x [n_s, *x], support_y [n_s], query_x [n_q, *x] in float64."""
-    g = torch.Generator().manual_seed(seed)
-    n_s, n_q = task.n_way * task.k_shot, task.n_way * task.n_query
-    if task.backbone == "text":
-        ids = torch.randint(1, 2048, (n_s + n_q, *task.x_shape), generator=g)
-        ids[:, 8:] = 0  # padding
-        x = ids.to(torch.float64)
-    else:
-        x = torch.rand(n_s + n_q, *task.x_shape, generator=g, dtype=torch.float64)
-    y = torch.arange(task.n_way).repeat_interleave(task.k_shot)
-    return x[:n_s], y, x[n_s:]
+    """support_x [n_s, *x], support_y [n_s], query_x [n_q, *x] of one task, float64."""
+    sx, sy, qx, _ = random_tasks(task, 1, seed)
+    return sx[0], sy[0], qx[0]
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
