@@ -20,6 +20,11 @@ from bench.devices import cpu_count
 from bench.errors import MetabenchError
 
 GPU_RESOURCE = "GPU"
+# Dask's Nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap
+# threshold at 128 KiB: every activation buffer is then mmap'ed and unmapped, and a Conv-4
+# cell ran 2.3x slower in a dask-local worker than in the driver (docs/cluster.md). None
+# drops the variable, so workers allocate as a local run does.
+MALLOC_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def require_gpu_workers(client, device: str) -> None:
@@ -79,6 +84,7 @@ def default_workers(device: str, threads: int) -> int:
 
 def start_local_cluster(n_workers: int | None, device: str, threads: int, retries: int):
     """A single-node cluster on the loopback interface, not started until entered."""
+    import dask
     from distributed import Scheduler, SpecCluster
 
     gpus = visible_gpus() if device.startswith("cuda") else []
@@ -98,11 +104,13 @@ def start_local_cluster(n_workers: int | None, device: str, threads: int, retrie
             "allowed_failures": retries,
         },
     }
-    return SpecCluster(
-        scheduler=scheduler,
-        workers=worker_specs(n_workers, gpus, threads),
-        silence_logs=logging.ERROR,
-    )
+    # The Nannies spawn their workers in this call, reading this setting as they do.
+    with dask.config.set({MALLOC_TRIM_KEY: None}):
+        return SpecCluster(
+            scheduler=scheduler,
+            workers=worker_specs(n_workers, gpus, threads),
+            silence_logs=logging.ERROR,
+        )
 
 
 CONNECT_TIMEOUT_S = 30  # reaching the scheduler's host and port
