@@ -83,13 +83,13 @@ def test_meta_learner_is_warmed_up_before_its_first_meta_train_window(monkeypatc
     from bench.methods.maml import MAML
 
     meter, seen = OpenWindows(), []
-    original = MAML.adapt_many
+    original = MAML.adapt_tasks  # every batched adaptation (warm-up, adapt, adapt_many)
 
-    def adapt_many(self, x, y):
+    def adapt_tasks(self, x, y):
         seen.append(list(meter.open))
         return original(self, x, y)
 
-    monkeypatch.setattr(MAML, "adapt_many", adapt_many)
+    monkeypatch.setattr(MAML, "adapt_tasks", adapt_tasks)
     result = run(sinusoid(), meter, "maml", "batched")
     assert seen[0] == ["setup"]
     assert [w.phase for w in result.windows][:2] == ["setup", "meta_train"]
