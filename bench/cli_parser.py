@@ -51,6 +51,17 @@ def folder_path(text: str) -> Path:
     return Path(text)
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a count: tasks, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
+    return value
+
+
 def int_list(text: str) -> list[int]:
     """'0,1,2' -> [0, 1, 2]; '' -> [] (refused later with the flag's name)."""
     if not text.strip():

@@ -89,6 +89,16 @@ def resolve_device(flag: str, where: str = "--device", *, local: bool = True) ->
     return flag
 
 
+def torch_device(flag: str, where: str = "--device"):
+    """A benchmark's --device ('cpu', 'cuda', 'cuda:N' or 'auto') as a torch.device,
+    checked as `resolve_device` checks it (MetabenchError naming `where`)."""
+    import torch
+
+    kind, _, index = flag.partition(":")
+    resolved = resolve_device(kind, where)
+    return torch.device(f"cuda:{index}" if index and resolved == "cuda" else resolved)
+
+
 def check_worker_device(device: str, worker: str) -> None:
     """On a worker, before a cell: the cell's device must exist there."""
     if not device.startswith("cuda"):

@@ -38,10 +38,13 @@ from collections.abc import Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.cli_parser import positive_int
 from bench.data.episodes import Episode
 from bench.data.omniglot import OmniglotSource
 from bench.data.sinusoid import SinusoidSource
 from bench.data.text import TextSource
+from bench.devices import torch_device
+from bench.errors import MetabenchError
 from bench.methods import METHODS, TaskSpec
 from bench.run.grid import DEFAULT_THREADS
 from bench.suite import Suite, load_suite
@@ -195,16 +198,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--tasks",
-        type=int,
+        type=positive_int,
         default=32,
         help="T: tasks served one per call (stream) and in one call (batch) (default: 32)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed passes per mode; the best counts (default: 3)"
+        "--repeats",
+        type=positive_int,
+        default=3,
+        help="timed passes per mode; the best counts (default: 3)",
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=DEFAULT_THREADS,
         help=f"torch intra-op threads (default: {DEFAULT_THREADS}, the harness's default)",
     )
@@ -221,14 +227,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    try:  # bad input: one line and exit 2, before anything is measured
+        device = torch_device(args.device)
+        suites = [load_suite(name, "standard") for name in args.suites.split(",")]
+    except MetabenchError as e:
+        parser.error(str(e))
     chosen = [m for m in args.methods.split(",") if m]
     print(f"device={device} threads={torch.get_num_threads()} tasks={args.tasks}")
     graph = " graph/s  g-diff" if device.type == "cuda" else ""
     ops_ratios, growths, speed_ratios, graph_diffs = [], [], [], []
-    for suite_name in args.suites.split(","):
-        suite = load_suite(suite_name, "standard")
-        print(f"\n{suite_name} (standard: {suite.precision}, normalization={suite.normalization})")
+    for suite in suites:
+        print(f"\n{suite.name} (standard: {suite.precision}, normalization={suite.normalization})")
         print(
             f"{'method':<12} {'stream/s':>9} {'batch/s':>9} {'speed':>6}{graph} "
             f"{'ops/task stream':>16} {'batch':>8} {'ratio':>6} {'out-diff':>8}  meta ops B=1 -> 8"

@@ -33,7 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.cli_parser import positive_int
 from bench.data.episodes import Episode
+from bench.devices import torch_device
+from bench.errors import MetabenchError
 from bench.methods import METHODS, TaskSpec
 from bench.methods.batched import stack_episodes
 
@@ -144,12 +147,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=3,
         help="timed meta-steps per path; the best counts (default: 3)",
     )
     args = parser.parse_args()
-    device = torch.device(args.device)
+    try:  # bad input: one line and exit 2, before anything is measured
+        device = torch_device(args.device)
+    except MetabenchError as e:
+        parser.error(str(e))
     cls = METHODS.get("maml")
     params = cls.Params(inner_lr=INNER_LR, inner_steps=1)
     methods = {
