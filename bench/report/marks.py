@@ -62,8 +62,9 @@ def foreign_legend(s: pd.DataFrame) -> str:
     named = ", ".join(f"{r.get('label', r['method'])} ({_load_text(r)})" for r in rows)
     return (
         f"{FOREIGN}: run while other processes used more than 10% of the machine's CPU: "
-        f"{named}. Contention may have inflated these rows' time and energy; the "
-        "Warnings section lists them per cell."
+        f"{named}. Contention may have inflated these rows' time and energy several-fold "
+        "(multi-threaded batched rows most: docs/protocol.md, Execution): do not rank them; "
+        "the Warnings section lists them per cell."
     )
 
 

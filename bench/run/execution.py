@@ -31,7 +31,9 @@ BACKBONES = {
 # over the machine's noise; the loop is the simpler path with bounded memory) in one run
 # of `python benchmarks/deploy_batch.py` (2 threads, the harness's default) on the 2-core
 # development machine while it was quiet, 2026-12-01, T = 32, standard shapes (numbers:
-# docs/protocol.md "Execution"). Conv-4 with per-task weights mostly loses to the loop
+# docs/protocol.md "Execution"; a second quiet run, docs/results/cpu-2core-benchmarks,
+# gave the same choices with ratios about 20% apart, e.g. scratch 1.85x, transfer 3.28x).
+# Conv-4 with per-task weights mostly loses to the loop
 # (grouped convolutions: MAML family and the learned optimiser 0.50-0.99x) and so do
 # ProtoNets (0.37x: 2,400 images in one pass); scratch (1.58x) and transfer (2.16x) win.
 # The MLP gains 4-26x; text 1.9-14x, except the learned optimiser (0.47x: its LSTM over
@@ -59,7 +61,9 @@ def resolve_execution(
     "graph" off CUDA.
     """
     if requested not in EXECUTIONS:
-        raise MetabenchError(f"{where}: expected one of {EXECUTIONS}, found {requested!r}")
+        raise MetabenchError(
+            f"{where}: expected one of {', '.join(EXECUTIONS)}, found {requested!r}"
+        )
     kind = device.split(":", 1)[0]
     if requested == "graph" and kind != "cuda":
         raise MetabenchError(
