@@ -103,8 +103,9 @@ def cpu_reference_ledger(
     it was measured, the suite settings and scores of summary.csv; episode scores and
     validation checkpoints are synthetic (same mean and CI; a curve rising to the final
     score at each meta_train window's step), which the ledger's CSVs do not hold.
-    `normalizations`: one copy of every cell per value (None: NULL, i.e. transductive, as
-    the reference ran; "support" copies score 10% lower), so a suite mixes both."""
+    `normalizations`: one copy of every cell per value (None: NULL, read as transductive,
+    the H200 run's setting, so that compare matches the two; the 2026-12-01 reference
+    itself ran support; "support" copies score 10% lower), so a suite mixes both."""
     results = pd.read_csv(CPU_REFERENCE / "results.csv")
     summary = pd.read_csv(CPU_REFERENCE / "summary.csv")
     if suites:

@@ -115,7 +115,7 @@ def test_cpu_reference_against_h200(tmp_path):
     meta = table[(table["phase"] == "meta_train") & (table["suite"] == "omniglot-5w1s")]
     assert len(meta) == 8  # every method but from-scratch meta-trains
     proto = meta[meta["method"] == "protonet"].iloc[0]
-    assert proto["seconds ratio h200/cpu"] == pytest.approx(9.65 / 85.7, rel=0.02)
+    assert proto["seconds ratio h200/cpu"] == pytest.approx(9.65 / 60.0, rel=0.02)
 
 
 def test_ratio_plot_text_never_overlaps(two_runs):
