@@ -66,7 +66,7 @@ while (($#)); do
     esac
     shift
 done
-case $PROFILE in standard|smoke|paper) ;; *) echo "gpu_check.sh: bad --profile $PROFILE" >&2; exit 2 ;; esac
+case $PROFILE in standard|smoke|paper) ;; *) echo "gpu_check.sh: --profile: expected standard, smoke or paper, found $PROFILE" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD

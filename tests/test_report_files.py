@@ -70,6 +70,9 @@ def test_index_lists_run_folders_and_keeps_a_foreign_page(tmp_path, capsys):
     html = (runs / "index.html").read_text()
     assert 'href="a/index.html"' in html and "metabench report b" in html
     assert html.count("toy / maml / seed 3") == 1  # the partly failed run names its cell
+    # b has no report yet (as after Ctrl-C): its suites, methods and counts come from the ledger
+    row_b = next(r for r in html.split("<tr>") if "metabench report b" in r)
+    assert "<td>toy, toy-sine</td>" in row_b and "<td>4 done, 1 failed</td>" in row_b
     assert html.count("<td>none</td>") == 1  # run a: every cell finished
     assert "not-a-run" not in html and "site" not in html
     # a corrupt ledger is listed with its problem, not with a command that would fail

@@ -34,36 +34,52 @@ def _is_run(folder: Path) -> bool:
     return folder.is_dir() and ((folder / LEDGER_NAME).is_file() or _ours(folder / "index.html"))
 
 
-def _ledger_state(folder: Path) -> tuple[str, list[str] | None]:
+def _ledger_state(folder: Path) -> tuple[str, pd.DataFrame | None]:
     """Why the folder's ledger cannot be reported ("" when it can, or has no ledger), and
-    its failed cells as "suite / method / seed N" (a partly failed run says which; None
-    when there is no readable ledger to tell)."""
+    its cells table (None when there is no readable ledger)."""
     if not (folder / LEDGER_NAME).is_file():
         return "", None
     try:
         ledger = Ledger(folder)
         ledger.check()
-        cells = ledger.table("cells")
+        return "", ledger.table("cells")
     except MetabenchError:
         return f"{LEDGER_NAME} is not a readable metabench ledger", None
-    failed = cells[cells["status"] == "failed"].sort_values(["suite", "method", "seed"])
-    return "", [f"{r.suite} / {r.method} / seed {r.seed}" for r in failed.itertuples()]
+
+
+def _cell_counts(cells: pd.DataFrame | None) -> tuple[str, list[str] | None]:
+    """ "N done, M failed" and the failed cells as "suite / method / seed N" (a partly
+    failed run says which); ("", None) when no ledger can tell."""
+    if cells is None:
+        return "", None
+    done, failed = cells[cells["status"] == "done"], cells[cells["status"] == "failed"]
+    failed = failed.sort_values(["suite", "method", "seed"])
+    names = [f"{r.suite} / {r.method} / seed {r.seed}" for r in failed.itertuples()]
+    return f"{len(done)} done, {len(failed)} failed", names
+
+
+def _names(rows: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted(set(rows.get(column, []))))
 
 
 def _run_row(folder: Path) -> dict:
     page, summary, ledger = folder / "index.html", folder / "summary.csv", folder / LEDGER_NAME
     has_page = _ours(page)
+    problem, cells = _ledger_state(folder)
+    counts, failed = _cell_counts(cells)
     suites = methods = ""
     if summary.is_file() and summary.stat().st_size > 1:
         s = pd.read_csv(summary)
-        suites = ", ".join(sorted(set(s.get("suite", []))))
-        methods = ", ".join(sorted(set(s.get("method", []))))
+        suites, methods = _names(s, "suite"), _names(s, "method")
+    elif cells is not None:  # no report yet (e.g. an interrupted run): the finished cells
+        done = cells[cells["status"] == "done"]
+        suites, methods = _names(done, "suite"), _names(done, "method")
     stamp = (page if has_page else ledger).stat().st_mtime
-    problem, failed = _ledger_state(folder)
     return {
         "name": folder.name,
         "href": f"{folder.name}/index.html" if has_page else "",
         "problem": problem,
+        "cells": counts,
         "failed": failed,
         "suites": suites,
         "methods": methods,
